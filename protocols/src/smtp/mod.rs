@@ -1,0 +1,3 @@
+//! SMTP: the server state machine (`server`), replies (`reply`).
+
+pub mod reply;
