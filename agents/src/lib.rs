@@ -1,1 +1,6 @@
-//! placeholder
+//! The services a message passes through on its way: cleanup and rewrite
+//! today; delivery agents, bounce, flush and verify later.
+
+pub mod cleanup;
+pub mod datetime;
+pub mod rewrite;

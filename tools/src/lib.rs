@@ -1,1 +1,3 @@
-//! placeholder
+//! The command line: `sluice` and the Postfix-named commands it answers to.
+
+pub mod showq;
