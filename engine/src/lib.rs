@@ -1,5 +1,20 @@
 //! Sluice's engine: configuration, shards, listeners, the session driver,
 //! group commit, and the control socket. glommio appears only here.
+//!
+//! - [`config`]: main.cf / master.cf, typed parameters.
+//! - [`master`]: start-up, signals, the pid lock, start/stop.
+//! - [`shard`]: one executor's state and its tasks.
+//! - [`smtpd`]: the per-connection driver around the sans-IO session.
+//! - [`commit`]: group commit in front of the shard's queue log.
+//! - [`control`]: the control socket used by postqueue.
+//! - [`logging`]: Postfix-shaped log lines.
 
+pub mod commit;
 pub mod config;
+pub mod control;
+pub mod listen;
+pub mod logging;
+pub mod master;
+pub mod shard;
+pub mod smtpd;
 pub mod smtpd_check;

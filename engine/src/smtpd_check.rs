@@ -1,1 +1,451 @@
-//! (being written)
+//! smtpd_check: access restrictions for one RCPT, as Postfix's smtpd
+//! evaluates `smtpd_relay_restrictions` then `smtpd_recipient_restrictions`.
+//!
+//! Pure policy: no I/O, no lookups beyond the values in [`RelayContext`].
+//! In each list the first restriction that decides (PERMIT, REJECT or
+//! DEFER) ends that list; reaching the end is PERMIT. A PERMIT moves on to
+//! the next list; a REJECT or DEFER is the answer and later lists are
+//! skipped. The reply texts are Postfix's.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use sluice_protocols::smtp::reply::Reply;
+
+use crate::config::Cidr;
+
+/// One restriction in a restriction list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Restriction {
+    /// PERMIT when the client address matches mynetworks.
+    PermitMynetworks,
+    /// PERMIT when the client authenticated with SASL. Sluice has no SASL
+    /// yet, so this never matches; it is accepted because Postfix's default
+    /// smtpd_relay_restrictions name it.
+    PermitSaslAuthenticated,
+    /// PERMIT when the recipient's domain is ours or one we relay for.
+    PermitAuthDestination,
+    /// REJECT (554 5.7.1 Relay access denied) unless the recipient's domain
+    /// is ours or one we relay for.
+    RejectUnauthDestination,
+    /// As RejectUnauthDestination, with 454 4.7.1.
+    DeferUnauthDestination,
+    Permit,
+    /// 554 5.7.1 `<rcpt>: Recipient address rejected: Access denied`.
+    Reject,
+    /// 450 4.7.1 `<rcpt>: Recipient address rejected: Access denied`.
+    Defer,
+}
+
+impl Restriction {
+    /// Parses one restriction name (case-insensitive, as in Postfix).
+    pub fn parse(s: &str) -> Result<Restriction, String> {
+        use Restriction::*;
+        let all = [
+            PermitMynetworks,
+            PermitSaslAuthenticated,
+            PermitAuthDestination,
+            RejectUnauthDestination,
+            DeferUnauthDestination,
+            Permit,
+            Reject,
+            Defer,
+        ];
+        all.into_iter()
+            .find(|r| r.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown smtpd restriction: \"{s}\""))
+    }
+
+    /// Parses a whole restriction list (comma and/or whitespace separated).
+    pub fn parse_list(value: &str) -> Result<Vec<Restriction>, String> {
+        crate::config::split_list(value)
+            .iter()
+            .map(|s| Restriction::parse(s))
+            .collect()
+    }
+
+    /// Postfix's name for it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Restriction::PermitMynetworks => "permit_mynetworks",
+            Restriction::PermitSaslAuthenticated => "permit_sasl_authenticated",
+            Restriction::PermitAuthDestination => "permit_auth_destination",
+            Restriction::RejectUnauthDestination => "reject_unauth_destination",
+            Restriction::DeferUnauthDestination => "defer_unauth_destination",
+            Restriction::Permit => "permit",
+            Restriction::Reject => "reject",
+            Restriction::Defer => "defer",
+        }
+    }
+
+    /// Whether this entry satisfies Postfix's start-up rule that relay or
+    /// recipient restrictions must be able to refuse relaying.
+    pub fn limits_relaying(&self) -> bool {
+        matches!(
+            self,
+            Restriction::RejectUnauthDestination
+                | Restriction::DeferUnauthDestination
+                | Restriction::Reject
+                | Restriction::Defer
+        )
+    }
+}
+
+impl fmt::Display for Restriction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Postfix's fatal start-up text when neither list can refuse relaying
+/// (smtpd_check_init's fail_required, limited to what Sluice implements).
+pub const RELAY_REQUIRED: &str = "in parameter smtpd_relay_restrictions or smtpd_recipient_restrictions, specify at least one working instance of: reject_unauth_destination, defer_unauth_destination, reject or defer";
+
+/// Whether `relay` or `recipient` can refuse relaying (else Sluice, like
+/// Postfix, refuses to start: it would be an open relay).
+pub fn relay_control_present(relay: &[Restriction], recipient: &[Restriction]) -> bool {
+    relay
+        .iter()
+        .chain(recipient)
+        .any(Restriction::limits_relaying)
+}
+
+/// What the restrictions need to know about the client and this host.
+/// `MainParams::relay_context` builds one from the configuration.
+#[derive(Clone, Copy, Debug)]
+pub struct RelayContext<'a> {
+    pub client_addr: IpAddr,
+    pub mynetworks: &'a [Cidr],
+    /// Lower-case, without trailing dot; `.example.com` matches subdomains.
+    pub mydestination: &'a [String],
+    /// Lower-case, without trailing dot. `example.com` matches itself and
+    /// its subdomains (Postfix's default parent_domain_matches_subdomains);
+    /// `.example.com` matches subdomains only.
+    pub relay_domains: &'a [String],
+    /// Informational: the default mydestination already lists it.
+    pub myhostname: &'a str,
+}
+
+enum Verdict {
+    Dunno,
+    Permit,
+    Refuse(Reply),
+}
+
+/// Evaluates relay then recipient restrictions for one RCPT address (as the
+/// client gave it, without `<>`).
+pub fn check_recipient(
+    relay: &[Restriction],
+    recipient: &[Restriction],
+    ctx: &RelayContext,
+    rcpt: &str,
+) -> Result<(), Reply> {
+    for list in [relay, recipient] {
+        for r in list {
+            match evaluate(*r, ctx, rcpt) {
+                Verdict::Dunno => continue,
+                Verdict::Permit => break,
+                Verdict::Refuse(reply) => return Err(reply),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn evaluate(r: Restriction, ctx: &RelayContext, rcpt: &str) -> Verdict {
+    let permit_if = |yes: bool| if yes { Verdict::Permit } else { Verdict::Dunno };
+    match r {
+        Restriction::PermitMynetworks => {
+            permit_if(ctx.mynetworks.iter().any(|n| n.contains(ctx.client_addr)))
+        }
+        Restriction::PermitSaslAuthenticated => Verdict::Dunno,
+        Restriction::PermitAuthDestination => permit_if(is_auth_destination(ctx, rcpt)),
+        Restriction::RejectUnauthDestination => unauth(ctx, rcpt, 554, (5, 7, 1)),
+        Restriction::DeferUnauthDestination => unauth(ctx, rcpt, 454, (4, 7, 1)),
+        Restriction::Permit => Verdict::Permit,
+        Restriction::Reject => Verdict::Refuse(Reply::new(
+            554,
+            (5, 7, 1),
+            format!("<{rcpt}>: Recipient address rejected: Access denied"),
+        )),
+        Restriction::Defer => Verdict::Refuse(Reply::new(
+            450,
+            (4, 7, 1),
+            format!("<{rcpt}>: Recipient address rejected: Access denied"),
+        )),
+    }
+}
+
+fn unauth(ctx: &RelayContext, rcpt: &str, code: u16, enhanced: (u8, u16, u16)) -> Verdict {
+    if is_auth_destination(ctx, rcpt) {
+        Verdict::Dunno
+    } else {
+        Verdict::Refuse(Reply::new(
+            code,
+            enhanced,
+            format!("<{rcpt}>: Relay access denied"),
+        ))
+    }
+}
+
+/// Whether mail to `rcpt` stays here or is relayed on our authority
+/// (Postfix's permit_auth_destination): its domain is in mydestination or
+/// matches relay_domains. An address without a domain is local. A
+/// source-routed address (`@`, `%` or `!` left in the local part) is not
+/// authorized: its real destination is uncertain. (Postfix also counts
+/// `[ip]` of its own interfaces as local; Sluice does so only when
+/// mydestination lists that `[ip]`.)
+pub fn is_auth_destination(ctx: &RelayContext, rcpt: &str) -> bool {
+    let addr = rcpt
+        .strip_prefix('<')
+        .and_then(|a| a.strip_suffix('>'))
+        .unwrap_or(rcpt);
+    let Some((local, domain)) = addr.rsplit_once('@') else {
+        return true;
+    };
+    if local.contains(['@', '%', '!']) {
+        return false;
+    }
+    let domain = domain
+        .strip_suffix('.')
+        .unwrap_or(domain)
+        .to_ascii_lowercase();
+    if domain.is_empty() {
+        return true;
+    }
+    domain_matches(ctx.mydestination, &domain, false)
+        || domain_matches(ctx.relay_domains, &domain, true)
+}
+
+/// Postfix's domain_list matching: `example.com` matches itself (and its
+/// subdomains when `parent_matches`); `.example.com` matches subdomains.
+fn domain_matches(list: &[String], domain: &str, parent_matches: bool) -> bool {
+    list.iter().any(|pattern| {
+        if let Some(suffix) = pattern.strip_prefix('.') {
+            return domain.len() > suffix.len()
+                && domain.ends_with(suffix)
+                && domain.as_bytes()[domain.len() - suffix.len() - 1] == b'.';
+        }
+        domain == pattern
+            || (parent_matches
+                && domain.len() > pattern.len()
+                && domain.ends_with(pattern.as_str())
+                && domain.as_bytes()[domain.len() - pattern.len() - 1] == b'.')
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixture {
+        mynetworks: Vec<Cidr>,
+        mydestination: Vec<String>,
+        relay_domains: Vec<String>,
+    }
+
+    fn fixture() -> Fixture {
+        Fixture {
+            mynetworks: vec![
+                Cidr::parse("127.0.0.0/8").unwrap(),
+                Cidr::parse("192.0.2.0/24").unwrap(),
+                Cidr::parse("[::1]/128").unwrap(),
+            ],
+            mydestination: vec![
+                "mx.example.com".into(),
+                "localhost".into(),
+                ".local.example".into(),
+                "[192.0.2.10]".into(),
+            ],
+            relay_domains: vec!["relay.example".into(), ".dot.example".into()],
+        }
+    }
+
+    fn ctx<'a>(f: &'a Fixture, client: &str) -> RelayContext<'a> {
+        RelayContext {
+            client_addr: client.parse().unwrap(),
+            mynetworks: &f.mynetworks,
+            mydestination: &f.mydestination,
+            relay_domains: &f.relay_domains,
+            myhostname: "mx.example.com",
+        }
+    }
+
+    fn list(s: &str) -> Vec<Restriction> {
+        Restriction::parse_list(s).unwrap()
+    }
+
+    fn outcome(relay: &str, recipient: &str, c: &RelayContext, rcpt: &str) -> String {
+        match check_recipient(&list(relay), &list(recipient), c, rcpt) {
+            Ok(()) => "ok".into(),
+            Err(reply) => reply.to_wire_string(),
+        }
+    }
+
+    const DEFAULT_RELAY: &str =
+        "permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination";
+
+    #[test]
+    fn default_policy_table() {
+        let f = fixture();
+        let table = [
+            // (client, rcpt, expected)
+            ("192.0.2.7", "anyone@elsewhere.example", "ok"),
+            ("::ffff:192.0.2.7", "anyone@elsewhere.example", "ok"),
+            ("::1", "anyone@elsewhere.example", "ok"),
+            ("198.51.100.1", "user@mx.example.com", "ok"),
+            ("198.51.100.1", "user@MX.Example.COM.", "ok"),
+            ("198.51.100.1", "user@localhost", "ok"),
+            ("198.51.100.1", "postmaster", "ok"),
+            ("198.51.100.1", "user@a.local.example", "ok"),
+            ("198.51.100.1", "user@relay.example", "ok"),
+            ("198.51.100.1", "user@deep.sub.relay.example", "ok"),
+            ("198.51.100.1", "user@[192.0.2.10]", "ok"),
+            (
+                "198.51.100.1",
+                "user@local.example",
+                "454 4.7.1 <user@local.example>: Relay access denied",
+            ),
+            (
+                "198.51.100.1",
+                "user@elsewhere.example",
+                "454 4.7.1 <user@elsewhere.example>: Relay access denied",
+            ),
+            (
+                "198.51.100.1",
+                "user@notrelay.example",
+                "454 4.7.1 <user@notrelay.example>: Relay access denied",
+            ),
+            (
+                "198.51.100.1",
+                "user@[198.51.100.9]",
+                "454 4.7.1 <user@[198.51.100.9]>: Relay access denied",
+            ),
+            (
+                "198.51.100.1",
+                "user%elsewhere.example@mx.example.com",
+                "454 4.7.1 <user%elsewhere.example@mx.example.com>: Relay access denied",
+            ),
+        ];
+        for (client, rcpt, want) in table {
+            let c = ctx(&f, client);
+            assert_eq!(
+                outcome(DEFAULT_RELAY, "", &c, rcpt),
+                want,
+                "{client} {rcpt}"
+            );
+        }
+    }
+
+    #[test]
+    fn reject_unauth_destination_is_554() {
+        let f = fixture();
+        let c = ctx(&f, "198.51.100.1");
+        assert_eq!(
+            outcome(
+                "",
+                "permit_mynetworks reject_unauth_destination",
+                &c,
+                "x@other.example"
+            ),
+            "554 5.7.1 <x@other.example>: Relay access denied"
+        );
+        assert_eq!(
+            outcome(
+                "",
+                "permit_mynetworks reject_unauth_destination",
+                &c,
+                "x@mx.example.com"
+            ),
+            "ok"
+        );
+    }
+
+    #[test]
+    fn list_semantics() {
+        let f = fixture();
+        let outsider = ctx(&f, "198.51.100.1");
+        let insider = ctx(&f, "127.0.0.1");
+        // A permit ends its own list only; the recipient list still runs.
+        assert_eq!(
+            outcome("permit", "reject", &outsider, "a@mx.example.com"),
+            "554 5.7.1 <a@mx.example.com>: Recipient address rejected: Access denied"
+        );
+        // A reject in the relay list skips the recipient list.
+        assert_eq!(
+            outcome("defer", "permit", &outsider, "a@mx.example.com"),
+            "450 4.7.1 <a@mx.example.com>: Recipient address rejected: Access denied"
+        );
+        // First decision wins.
+        assert_eq!(
+            outcome("permit_mynetworks, reject", "", &insider, "a@x.example"),
+            "ok"
+        );
+        // End of both lists permits.
+        assert_eq!(outcome("", "", &outsider, "a@x.example"), "ok");
+        // Nothing-matching permits fall through to the next entry.
+        assert_eq!(
+            outcome(
+                "permit_sasl_authenticated permit_mynetworks reject",
+                "",
+                &outsider,
+                "a@x"
+            ),
+            "554 5.7.1 <a@x>: Recipient address rejected: Access denied"
+        );
+        assert_eq!(
+            outcome(
+                "permit_auth_destination reject",
+                "",
+                &outsider,
+                "a@relay.example"
+            ),
+            "ok"
+        );
+    }
+
+    #[test]
+    fn domain_patterns() {
+        let f = fixture();
+        let c = ctx(&f, "198.51.100.1");
+        let table = [
+            ("u@relay.example", true),
+            ("u@a.b.relay.example", true),
+            ("u@xrelay.example", false),
+            ("u@dot.example", false),
+            ("u@sub.dot.example", true),
+            ("u@mx.example.com", true),
+            ("u@sub.mx.example.com", false),
+            ("<u@mx.example.com>", true),
+            ("u@", true),
+            ("u@[192.0.2.10]", true),
+            ("u!v@mx.example.com", false),
+            ("u@v@mx.example.com", false),
+        ];
+        for (rcpt, want) in table {
+            assert_eq!(is_auth_destination(&c, rcpt), want, "{rcpt}");
+        }
+    }
+
+    #[test]
+    fn parse_names() {
+        assert_eq!(
+            Restriction::parse("Reject_Unauth_Destination"),
+            Ok(Restriction::RejectUnauthDestination)
+        );
+        assert_eq!(
+            Restriction::parse("check_client_access").unwrap_err(),
+            "unknown smtpd restriction: \"check_client_access\""
+        );
+        assert_eq!(list(DEFAULT_RELAY).len(), 3);
+        for r in list("permit_mynetworks permit_sasl_authenticated permit_auth_destination reject_unauth_destination defer_unauth_destination permit reject defer") {
+            assert_eq!(Restriction::parse(r.name()), Ok(r));
+        }
+        assert!(relay_control_present(&list(DEFAULT_RELAY), &[]));
+        assert!(relay_control_present(&[], &list("reject")));
+        assert!(!relay_control_present(
+            &list("permit_mynetworks"),
+            &list("permit")
+        ));
+    }
+}

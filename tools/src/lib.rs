@@ -1,3 +1,10 @@
 //! The command line: `sluice` and the Postfix-named commands it answers to.
+//!
+//! - [`cli`]: argument parsing and dispatch (also by `argv[0]`: `mailq`,
+//!   `postqueue`).
+//! - [`postqueue`]: queue listings from a running daemon or from the log.
+//! - [`showq`]: Postfix's exact listing formats.
 
+pub mod cli;
+pub mod postqueue;
 pub mod showq;

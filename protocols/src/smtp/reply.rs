@@ -97,7 +97,10 @@ mod tests {
 
     #[test]
     fn single_line_with_enhanced_code() {
-        assert_eq!(Reply::new(250, (2, 1, 0), "Ok").to_wire_string(), "250 2.1.0 Ok");
+        assert_eq!(
+            Reply::new(250, (2, 1, 0), "Ok").to_wire_string(),
+            "250 2.1.0 Ok"
+        );
     }
 
     #[test]
@@ -105,7 +108,10 @@ mod tests {
         let r = Reply::plain(250, "mx.example\nPIPELINING\nSIZE 10240000");
         let mut v = Vec::new();
         r.write_to(&mut v);
-        assert_eq!(v, b"250-mx.example\r\n250-PIPELINING\r\n250 SIZE 10240000\r\n");
+        assert_eq!(
+            v,
+            b"250-mx.example\r\n250-PIPELINING\r\n250 SIZE 10240000\r\n"
+        );
     }
 
     #[test]

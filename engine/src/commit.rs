@@ -1,0 +1,303 @@
+//! Group commit: the one writer of a shard's queue log.
+//!
+//! Sessions that finish DATA hand their encoded record to the shard's
+//! [`Committer`] and wait for a ticket. A single committer task takes every
+//! record that is waiting, writes them with one `write_at` and makes them
+//! durable with one `fdatasync`, then wakes the waiters whose tickets that
+//! fsync covered. While one batch is on its way to the disk the next one
+//! fills up, so the number of fsyncs per second stays near the disk's limit
+//! (~2,000/s here) however many messages arrive.
+//!
+//! Nothing here answers a client: a waiter learns `Ok` only after the fsync
+//! covering its record returned, and an error otherwise. After a failed
+//! write the shard is *degraded* for [`DEGRADED_RETRY`]: new messages are
+//! refused at once (451 4.3.0 / 452 4.3.1) instead of piling up behind a
+//! disk that cannot write; the first batch after that interval is the probe.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+use glommio::io::{BufferedFile, OpenOptions};
+use sluice_storage::log::{Batch, ShardLog};
+use sluice_storage::record::Record;
+
+/// How long a shard refuses new mail after its log failed to write.
+pub const DEGRADED_RETRY: Duration = Duration::from_secs(1);
+
+/// Why a record could not be made durable; each maps to Postfix's reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommitError {
+    /// The disk is full: `452 4.3.1 Insufficient system storage`.
+    NoSpace,
+    /// Any other write or fsync failure: `451 4.3.0 Error: queue file write error`.
+    Io,
+}
+
+/// A record's place in the commit order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Ticket(u64);
+
+struct State {
+    /// Records waiting for the next batch.
+    pending: Batch,
+    /// Ticket of the first record in `pending`.
+    pending_first: u64,
+    next_ticket: u64,
+    /// Every ticket below this has been decided (durable or failed).
+    decided_below: u64,
+    /// Recent failed ticket ranges `[start, end)` with their error; waiters
+    /// wake promptly, so a short history is enough (bounded below).
+    failures: VecDeque<(u64, u64, CommitError)>,
+    degraded_until: Option<(Instant, CommitError)>,
+    waiters: Vec<Waker>,
+    committer: Option<Waker>,
+    closed: bool,
+}
+
+/// Bound on the failure history: far more than the waiters that can be
+/// woken between two batches.
+const FAILURE_HISTORY: usize = 64;
+
+/// The shard's group-commit queue in front of its [`ShardLog`].
+pub struct Committer {
+    state: RefCell<State>,
+    log: Rc<RefCell<ShardLog>>,
+    shard_dir: PathBuf,
+    preallocate: Cell<bool>,
+    batches: Cell<u64>,
+    records: Cell<u64>,
+}
+
+impl Committer {
+    pub fn new(log: Rc<RefCell<ShardLog>>, shard_dir: &Path) -> Rc<Committer> {
+        Rc::new(Committer {
+            state: RefCell::new(State {
+                pending: Batch::new(),
+                pending_first: 0,
+                next_ticket: 0,
+                decided_below: 0,
+                failures: VecDeque::new(),
+                degraded_until: None,
+                waiters: Vec::new(),
+                committer: None,
+                closed: false,
+            }),
+            log,
+            shard_dir: shard_dir.to_path_buf(),
+            preallocate: Cell::new(true),
+            batches: Cell::new(0),
+            records: Cell::new(0),
+        })
+    }
+
+    /// Queue a record for the next batch. Fails at once while the shard is
+    /// degraded or shutting down.
+    pub fn submit(&self, record: &Record) -> Result<Ticket, CommitError> {
+        let mut st = self.state.borrow_mut();
+        if st.closed {
+            return Err(CommitError::Io);
+        }
+        if let Some((until, err)) = st.degraded_until {
+            if Instant::now() < until {
+                return Err(err);
+            }
+            st.degraded_until = None;
+        }
+        st.pending.push(record);
+        let t = st.next_ticket;
+        st.next_ticket += 1;
+        if let Some(w) = st.committer.take() {
+            w.wake();
+        }
+        Ok(Ticket(t))
+    }
+
+    /// Wait until the batch holding `ticket` is durable (or failed).
+    pub async fn wait(&self, ticket: Ticket) -> Result<(), CommitError> {
+        std::future::poll_fn(|cx| {
+            let mut st = self.state.borrow_mut();
+            if ticket.0 < st.decided_below {
+                let failed = st
+                    .failures
+                    .iter()
+                    .find(|(s, e, _)| (*s..*e).contains(&ticket.0))
+                    .map(|f| f.2);
+                return Poll::Ready(failed.map_or(Ok(()), Err));
+            }
+            st.waiters.push(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Submit and wait: the record is durable when this returns `Ok`.
+    pub async fn commit(&self, record: &Record) -> Result<(), CommitError> {
+        let t = self.submit(record)?;
+        self.wait(t).await
+    }
+
+    /// Whether new mail is being refused because the log cannot write.
+    pub fn degraded(&self) -> Option<CommitError> {
+        let st = self.state.borrow();
+        match st.degraded_until {
+            Some((until, err)) if Instant::now() < until => Some(err),
+            _ => None,
+        }
+    }
+
+    /// (batches, records) written so far: the group-commit ratio.
+    pub fn counters(&self) -> (u64, u64) {
+        (self.batches.get(), self.records.get())
+    }
+
+    /// Stop taking records; the committer task drains what is pending and
+    /// returns.
+    pub fn close(&self) {
+        let mut st = self.state.borrow_mut();
+        st.closed = true;
+        if let Some(w) = st.committer.take() {
+            w.wake();
+        }
+    }
+
+    /// The committer task: runs until [`Committer::close`] and the pending
+    /// records are written.
+    pub async fn run(self: Rc<Self>) {
+        let mut file: Option<(PathBuf, BufferedFile)> = None;
+        loop {
+            let taken = std::future::poll_fn(|cx| {
+                let mut st = self.state.borrow_mut();
+                if !st.pending.is_empty() {
+                    let batch = std::mem::replace(&mut st.pending, Batch::new());
+                    let first = st.pending_first;
+                    st.pending_first = st.next_ticket;
+                    return Poll::Ready(Some((batch, first, st.next_ticket)));
+                }
+                if st.closed {
+                    return Poll::Ready(None);
+                }
+                st.committer = Some(cx.waker().clone());
+                Poll::Pending
+            })
+            .await;
+            let Some((batch, first, end)) = taken else {
+                break;
+            };
+            let n = batch.len() as u64;
+            let outcome = self.write_batch(batch, &mut file).await;
+            self.batches.set(self.batches.get() + 1);
+            self.records.set(self.records.get() + n);
+            let mut st = self.state.borrow_mut();
+            if let Err(err) = outcome {
+                st.failures.push_back((first, end, err));
+                while st.failures.len() > FAILURE_HISTORY {
+                    st.failures.pop_front();
+                }
+                st.degraded_until = Some((Instant::now() + DEGRADED_RETRY, err));
+            }
+            st.decided_below = end;
+            for w in st.waiters.drain(..) {
+                w.wake();
+            }
+        }
+        if let Some((_, f)) = file.take() {
+            let _ = f.close().await;
+        }
+    }
+
+    async fn write_batch(
+        &self,
+        batch: Batch,
+        file: &mut Option<(PathBuf, BufferedFile)>,
+    ) -> Result<(), CommitError> {
+        let prepared = self.log.borrow_mut().prepare(batch);
+        let io = self.write_prepared(&prepared, file).await;
+        let failed = io.as_ref().err().map(classify);
+        if io.is_err() {
+            // The tail's state is unknown: never append to that file again.
+            *file = None;
+        }
+        let completed = self.log.borrow_mut().complete(prepared, io);
+        match completed {
+            Ok(done) => {
+                for path in done.dead_segments {
+                    if let Err(e) = std::fs::remove_file(&path) {
+                        tracing::warn!(target: "qmgr", "warning: remove {}: {e}", path.display());
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(target: "cleanup", "warning: queue log: {e}");
+                return Err(failed.unwrap_or(CommitError::Io));
+            }
+        }
+        match failed {
+            Some(err) => Err(err),
+            None => Ok(()),
+        }
+    }
+
+    async fn write_prepared(
+        &self,
+        w: &sluice_storage::log::PreparedWrite,
+        file: &mut Option<(PathBuf, BufferedFile)>,
+    ) -> std::io::Result<()> {
+        let reuse = matches!(file, Some((p, _)) if *p == w.path);
+        if !reuse {
+            if let Some((_, old)) = file.take() {
+                let _ = old.close().await;
+            }
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(w.create)
+                .buffered_open(&w.path)
+                .await
+                .map_err(std::io::Error::from)?;
+            if w.create {
+                if self.preallocate.get() && w.preallocate > 0 {
+                    if let Err(e) = f.pre_allocate(w.preallocate, true).await {
+                        // Some file systems cannot fallocate: append without it.
+                        tracing::debug!("pre_allocate {}: {e}", w.path.display());
+                        self.preallocate.set(false);
+                    }
+                }
+                // The new file's directory entry must be durable too.
+                sync_dir(&self.shard_dir)?;
+            }
+            *file = Some((w.path.clone(), f));
+        }
+        let Some((_, f)) = file.as_ref() else {
+            return Err(std::io::Error::other("segment file not open"));
+        };
+        let len = w.bytes.len();
+        let written = f
+            .write_at(w.bytes.clone(), w.offset)
+            .await
+            .map_err(std::io::Error::from)?;
+        if written != len {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::WriteZero,
+                format!("short write: {written} of {len} bytes"),
+            ));
+        }
+        f.fdatasync().await.map_err(std::io::Error::from)
+    }
+}
+
+fn classify(e: &std::io::Error) -> CommitError {
+    if e.raw_os_error() == Some(libc::ENOSPC) || e.raw_os_error() == Some(libc::EDQUOT) {
+        CommitError::NoSpace
+    } else {
+        CommitError::Io
+    }
+}
+
+/// fsync a directory so that a file created in it survives a crash.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}

@@ -1,0 +1,324 @@
+//! The control socket: how the command line asks a running daemon.
+//!
+//! Each shard listens on its own Unix socket, `queue_directory/public/
+//! showq.<shard>`, and answers from its own index, so no shard ever reads
+//! another's state. A client sends one request line and reads the answer
+//! until the daemon closes the connection. Today's request is `showq`;
+//! the answer is one line per message in a small tab-separated form
+//! ([`encode_entry`] / [`decode_entry`]) that both ends of this crate share.
+//!
+//! When the daemon is down the same listing is built by replaying the log
+//! read-only ([`read_offline`]), so `mailq` works either way.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sluice_storage::index::MessageMeta;
+use sluice_storage::log::ShardLog;
+
+/// One message as `postqueue` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueSummary {
+    pub queue_name: String,
+    pub queue_id: String,
+    pub arrival_secs: i64,
+    pub size: u64,
+    pub forced_expire: bool,
+    pub sender: String,
+    pub recipients: Vec<RcptSummary>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RcptSummary {
+    pub address: String,
+    pub orcpt: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// A request line longer than this is refused (bounded reads).
+const MAX_REQUEST: usize = 1024;
+/// How long a client waits for a daemon's answer.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub fn public_dir(queue_dir: &Path) -> PathBuf {
+    queue_dir.join("public")
+}
+
+pub fn showq_socket(queue_dir: &Path, shard: usize) -> PathBuf {
+    public_dir(queue_dir).join(format!("showq.{shard}"))
+}
+
+pub fn summarize(meta: &MessageMeta) -> QueueSummary {
+    QueueSummary {
+        queue_name: meta.state.name().to_string(),
+        queue_id: meta.qid.as_str().to_string(),
+        arrival_secs: (meta.arrival_us / 1_000_000) as i64,
+        size: meta.size,
+        forced_expire: meta.forced_expire,
+        sender: meta.sender.clone(),
+        recipients: meta
+            .recipients
+            .iter()
+            .filter(|r| !r.done)
+            .map(|r| RcptSummary {
+                address: r.address.clone(),
+                orcpt: r.orcpt.clone(),
+                reason: r.reason.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn escape_into(s: &str, out: &mut String) {
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\u{1f}' => out.push_str("\\u"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut it = s.chars();
+    while let Some(c) = it.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match it.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('u') => out.push('\u{1f}'),
+            Some(o) => out.push(o),
+            None => {}
+        }
+    }
+    out
+}
+
+/// One line (with its `\n`): `queue id arrival size expire sender rcpt…`,
+/// tab-separated; each recipient is `address US orcpt US reason`.
+pub fn encode_entry(e: &QueueSummary, out: &mut String) {
+    escape_into(&e.queue_name, out);
+    out.push('\t');
+    escape_into(&e.queue_id, out);
+    out.push_str(&format!(
+        "\t{}\t{}\t{}\t",
+        e.arrival_secs,
+        e.size,
+        u8::from(e.forced_expire)
+    ));
+    escape_into(&e.sender, out);
+    for r in &e.recipients {
+        out.push('\t');
+        escape_into(&r.address, out);
+        out.push('\u{1f}');
+        if let Some(o) = &r.orcpt {
+            out.push('+');
+            escape_into(o, out);
+        }
+        out.push('\u{1f}');
+        if let Some(o) = &r.reason {
+            out.push('+');
+            escape_into(o, out);
+        }
+    }
+    out.push('\n');
+}
+
+pub fn decode_entry(line: &str) -> Option<QueueSummary> {
+    let mut f = line.trim_end_matches('\n').split('\t');
+    let queue_name = unescape(f.next()?);
+    let queue_id = unescape(f.next()?);
+    let arrival_secs = f.next()?.parse().ok()?;
+    let size = f.next()?.parse().ok()?;
+    let forced_expire = f.next()? == "1";
+    let sender = unescape(f.next()?);
+    let mut recipients = Vec::new();
+    for r in f {
+        let mut p = r.split('\u{1f}');
+        let address = unescape(p.next()?);
+        let opt = |s: Option<&str>| s.and_then(|s| s.strip_prefix('+')).map(unescape);
+        let orcpt = opt(p.next());
+        let reason = opt(p.next());
+        recipients.push(RcptSummary {
+            address,
+            orcpt,
+            reason,
+        });
+    }
+    Some(QueueSummary {
+        queue_name,
+        queue_id,
+        arrival_secs,
+        size,
+        forced_expire,
+        sender,
+        recipients,
+    })
+}
+
+/// Render a shard's whole listing (called on the shard, from its index).
+pub fn render_showq<'a>(metas: impl Iterator<Item = &'a MessageMeta>) -> String {
+    let mut out = String::new();
+    for m in metas {
+        encode_entry(&summarize(m), &mut out);
+    }
+    out
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: malformed answer from the daemon")]
+    Malformed { path: PathBuf },
+    #[error("queue log {path}: {message}")]
+    Log { path: PathBuf, message: String },
+}
+
+/// Ask one shard's control socket for its listing.
+pub fn query_showq(socket: &Path) -> Result<Vec<QueueSummary>, ControlError> {
+    let io = |source| ControlError::Io {
+        path: socket.to_path_buf(),
+        source,
+    };
+    let mut s = UnixStream::connect(socket).map_err(io)?;
+    s.set_read_timeout(Some(CLIENT_TIMEOUT)).map_err(io)?;
+    s.set_write_timeout(Some(CLIENT_TIMEOUT)).map_err(io)?;
+    s.write_all(b"showq\n").map_err(io)?;
+    let mut entries = Vec::new();
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line).map_err(io)? == 0 {
+            break;
+        }
+        if line == ".\n" {
+            return Ok(entries);
+        }
+        entries.push(decode_entry(&line).ok_or_else(|| ControlError::Malformed {
+            path: socket.to_path_buf(),
+        })?);
+    }
+    // No end marker: the daemon went away mid-answer.
+    Err(ControlError::Malformed {
+        path: socket.to_path_buf(),
+    })
+}
+
+/// The shard directories present under the queue directory (`0`, `1`, …).
+pub fn shard_dirs(queue_dir: &Path) -> std::io::Result<Vec<(usize, PathBuf)>> {
+    let mut v = Vec::new();
+    let rd = match std::fs::read_dir(queue_dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(v),
+        Err(e) => return Err(e),
+    };
+    for e in rd {
+        let e = e?;
+        if let Some(n) = e.file_name().to_str().and_then(|s| s.parse::<usize>().ok()) {
+            if e.file_type()?.is_dir() {
+                v.push((n, e.path()));
+            }
+        }
+    }
+    v.sort();
+    Ok(v)
+}
+
+/// Build the listing from the log itself (daemon stopped).
+pub fn read_offline(queue_dir: &Path) -> Result<Vec<QueueSummary>, ControlError> {
+    let dirs = shard_dirs(queue_dir).map_err(|source| ControlError::Io {
+        path: queue_dir.to_path_buf(),
+        source,
+    })?;
+    let mut all = Vec::new();
+    for (n, dir) in dirs {
+        let (log, _) = ShardLog::open_readonly(&dir, n as u16).map_err(|e| ControlError::Log {
+            path: dir.clone(),
+            message: e.to_string(),
+        })?;
+        all.extend(log.index().iter().map(summarize));
+    }
+    Ok(all)
+}
+
+/// Serve one control connection (runs on the shard that owns `log`).
+pub async fn serve(
+    stream: glommio::net::UnixStream,
+    log: std::rc::Rc<std::cell::RefCell<ShardLog>>,
+) -> std::io::Result<()> {
+    use futures_lite::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = stream;
+    let mut req = Vec::with_capacity(64);
+    let mut buf = [0u8; 256];
+    while !req.contains(&b'\n') {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 || req.len() + n > MAX_REQUEST {
+            return Ok(());
+        }
+        req.extend_from_slice(&buf[..n]);
+    }
+    let answer = match req.split(|&b| b == b'\n').next() {
+        Some(b"showq") => {
+            let mut s = render_showq(log.borrow().index().iter());
+            s.push_str(".\n");
+            s
+        }
+        _ => "?\n".to_string(),
+    };
+    stream.write_all(answer.as_bytes()).await?;
+    stream.close().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_round_trip_with_awkward_text() {
+        let e = QueueSummary {
+            queue_name: "deferred".into(),
+            queue_id: "4jcJb04xz6z1ShQN".into(),
+            arrival_secs: 1_795_000_000,
+            size: 4096,
+            forced_expire: true,
+            sender: String::new(),
+            recipients: vec![
+                RcptSummary {
+                    address: "a\tb\\c@example.org".into(),
+                    orcpt: None,
+                    reason: Some("connect to x[1.2.3.4]:25: Connection refused\nmore".into()),
+                },
+                RcptSummary {
+                    address: "bob@example.org".into(),
+                    orcpt: Some("rfc822;Bob@Example.org".into()),
+                    reason: None,
+                },
+            ],
+        };
+        let mut s = String::new();
+        encode_entry(&e, &mut s);
+        assert_eq!(s.matches('\n').count(), 1);
+        assert_eq!(decode_entry(&s), Some(e));
+    }
+
+    #[test]
+    fn garbage_is_rejected_not_panicked() {
+        assert_eq!(decode_entry("incoming\tX\tnot-a-number\t1\t0\ts"), None);
+        assert_eq!(decode_entry(""), None);
+    }
+}

@@ -1,0 +1,358 @@
+//! The smtpd driver: one task per SMTP connection on a shard.
+//!
+//! It moves bytes between a socket and the sans-IO
+//! [`Session`](sluice_protocols::smtp::server::Session), answers the
+//! session's questions (relay control via [`crate::smtpd_check`]), and when a
+//! message is complete runs cleanup, hands the record to the shard's group
+//! committer and tells the client `250 … queued as QID` only once the fsync
+//! covering it returned.
+//!
+//! Trust: everything from the socket is hostile. Bounds: the session caps
+//! command lines at `line_length_limit` and content at
+//! `message_size_limit`; the driver's own buffer holds at most one read
+//! plus one unfinished command line; every read waits at most
+//! `smtpd_timeout`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use sluice_agents::cleanup::{cleanup, CleanupInput, Origin};
+use sluice_protocols::envelope::{ClientInfo, Protocol};
+use sluice_protocols::smtp::reply::Reply;
+use sluice_protocols::smtp::server::{Policy, ServerConfig, Session, Want};
+use sluice_storage::record::{MessageRecord, Record};
+
+use crate::commit::CommitError;
+use crate::config::SmtpdParams;
+use crate::shard::Shard;
+use crate::smtpd_check::{check_recipient, RelayContext};
+
+/// Size of one socket read. 64 KiB takes a 4 KiB message (and its
+/// pipelined commands) in one read and a 100 KiB one in two.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// One listener's view: its smtpd parameters (main.cf plus `-o` overrides).
+pub struct SmtpdService {
+    pub server: Rc<ServerConfig>,
+    pub params: SmtpdParams,
+}
+
+impl SmtpdService {
+    pub fn new(params: SmtpdParams, hostname: &str) -> SmtpdService {
+        let server = ServerConfig {
+            hostname: hostname.to_string(),
+            banner: params.smtpd_banner.clone(),
+            message_size_limit: params.message_size_limit,
+            recipient_limit: params.smtpd_recipient_limit,
+            line_length_limit: params.line_length_limit,
+            hard_error_limit: params.smtpd_hard_error_limit,
+            soft_error_limit: params.smtpd_soft_error_limit,
+            junk_command_limit: params.smtpd_junk_command_limit,
+            error_sleep: params.smtpd_error_sleep_time,
+            bare_newline: params.smtpd_forbid_bare_newline,
+            forbid_unauth_pipelining: params.smtpd_forbid_unauth_pipelining,
+            disable_vrfy: params.disable_vrfy_command,
+        };
+        SmtpdService {
+            server: Rc::new(server),
+            params,
+        }
+    }
+}
+
+struct RelayPolicy<'a> {
+    shard: &'a Shard,
+    service: &'a SmtpdService,
+    client: &'a ClientInfo,
+}
+
+impl Policy for RelayPolicy<'_> {
+    fn check_recipient(&mut self, sender: &str, recipient: &str) -> Result<(), Reply> {
+        let p = &self.shard.params;
+        let ctx = RelayContext {
+            client_addr: self.client.addr,
+            mynetworks: &p.mynetworks,
+            mydestination: &p.mydestination,
+            relay_domains: &p.relay_domains,
+            myhostname: &p.myhostname,
+        };
+        let verdict = check_recipient(
+            &self.service.params.relay_restrictions,
+            &self.service.params.recipient_restrictions,
+            &ctx,
+            recipient,
+        );
+        if let Err(r) = &verdict {
+            tracing::info!(
+                target: "smtpd",
+                "NOQUEUE: reject: RCPT from {}: {}; from=<{}> to=<{}> proto={} helo=<{}>",
+                self.client.display(),
+                r,
+                sender,
+                recipient,
+                self.client.protocol.as_str(),
+                self.client.helo.as_deref().unwrap_or(""),
+            );
+        }
+        verdict
+    }
+}
+
+/// The client's name for Received: and logs. Reverse DNS comes with the
+/// resolver (delivery issue); until then loopback is `localhost` and
+/// everything else `unknown`, Postfix's word for "no verified name".
+fn client_name(addr: IpAddr) -> String {
+    if addr.is_loopback() || addr.to_canonical().is_loopback() {
+        "localhost".to_string()
+    } else {
+        "unknown".to_string()
+    }
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// Bytes already waiting on a new connection, before we said anything: a
+/// client that talks before the greeting (pre-greet pipelining).
+fn pending_before_greeting(stream: &TcpStream) -> Option<Vec<u8>> {
+    let mut buf = [0u8; 512];
+    // SAFETY: recv into a stack buffer we own, on a socket we own; MSG_PEEK
+    // leaves the bytes in place and MSG_DONTWAIT never blocks the shard.
+    let n = unsafe {
+        libc::recv(
+            stream.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    (n > 0).then(|| buf[..n as usize].to_vec())
+}
+
+enum ReadOutcome {
+    Data(usize),
+    Eof,
+    Timeout,
+    Shutdown,
+    Error(std::io::Error),
+}
+
+/// Serve one SMTP connection to the end.
+pub async fn serve(shard: Rc<Shard>, service: Rc<SmtpdService>, mut stream: TcpStream) {
+    let peer: SocketAddr = match stream.peer_addr() {
+        Ok(p) => p,
+        Err(_) => return,
+    };
+    let _ = stream.set_nodelay(true);
+    let addr = peer.ip().to_canonical();
+    let mut client = ClientInfo {
+        name: client_name(addr),
+        addr,
+        port: peer.port(),
+        helo: None,
+        protocol: Protocol::Smtp,
+    };
+    tracing::info!(target: "smtpd", "connect from {}", client.display());
+    let mut session = Session::new(service.server.clone());
+    let mut inbuf: Vec<u8> = Vec::new();
+    let mut rbuf = vec![0u8; READ_CHUNK];
+
+    if service.server.forbid_unauth_pipelining {
+        if let Some(early) = pending_before_greeting(&stream) {
+            // Hand the early bytes to the session before the greeting: it
+            // answers 554 5.5.0 and asks us to close.
+            tracing::info!(
+                target: "smtpd",
+                "improper command pipelining after CONNECT from {}: {}",
+                client.display(),
+                String::from_utf8_lossy(&early).escape_debug()
+            );
+            inbuf.extend_from_slice(&early);
+        }
+    }
+    if inbuf.is_empty() {
+        session.greet();
+    }
+
+    let timeout = service.params.smtpd_timeout;
+    'conn: loop {
+        // Feed what we have; a complete message is stored before we go on.
+        let mut pos = 0;
+        loop {
+            let p = {
+                let mut policy = RelayPolicy {
+                    shard: &shard,
+                    service: &service,
+                    client: &client,
+                };
+                session.receive(&inbuf[pos..], &mut policy)
+            };
+            pos += p.consumed;
+            match p.want {
+                Want::More => break,
+                Want::Message => {
+                    store_message(&shard, &mut session, &mut client).await;
+                }
+                Want::Close => {
+                    let _ = flush(&mut stream, &mut session).await;
+                    break 'conn;
+                }
+            }
+        }
+        inbuf.drain(..pos);
+        if let Some(d) = session.reply_delay() {
+            glommio::timer::sleep(d).await;
+        }
+        if flush(&mut stream, &mut session).await.is_err() {
+            break;
+        }
+        match read_some(&shard, &mut stream, &mut rbuf, timeout).await {
+            ReadOutcome::Data(n) => inbuf.extend_from_slice(&rbuf[..n]),
+            ReadOutcome::Eof => {
+                tracing::info!(target: "smtpd", "lost connection from {}", client.display());
+                break;
+            }
+            ReadOutcome::Error(e) => {
+                tracing::info!(target: "smtpd", "lost connection from {}: {e}", client.display());
+                break;
+            }
+            ReadOutcome::Timeout => {
+                tracing::info!(target: "smtpd", "timeout from {}", client.display());
+                session.on_timeout();
+                let _ = flush(&mut stream, &mut session).await;
+                break;
+            }
+            ReadOutcome::Shutdown => {
+                session.shutdown();
+                let _ = flush(&mut stream, &mut session).await;
+                break;
+            }
+        }
+    }
+    let _ = stream.close().await;
+    tracing::info!(
+        target: "smtpd",
+        "disconnect from {} {}",
+        client.display(),
+        session.command_stats()
+    );
+}
+
+async fn read_some(
+    shard: &Shard,
+    stream: &mut TcpStream,
+    rbuf: &mut [u8],
+    timeout: Duration,
+) -> ReadOutcome {
+    let read = async {
+        match stream.read(rbuf).await {
+            Ok(0) => ReadOutcome::Eof,
+            Ok(n) => ReadOutcome::Data(n),
+            Err(e) => ReadOutcome::Error(e),
+        }
+    };
+    let timer = async {
+        glommio::timer::sleep(timeout).await;
+        ReadOutcome::Timeout
+    };
+    match futures_lite::future::or(read, timer).await {
+        // At the drain deadline the shard shuts our read side: say 421.
+        ReadOutcome::Eof if shard.shutdown.is_forced() => ReadOutcome::Shutdown,
+        other => other,
+    }
+}
+
+async fn flush(stream: &mut TcpStream, session: &mut Session) -> std::io::Result<()> {
+    let out = session.output();
+    if out.is_empty() {
+        return Ok(());
+    }
+    let r = stream.write_all(out).await;
+    out.clear();
+    r
+}
+
+/// Cleanup, commit, and tell the session the outcome.
+async fn store_message(shard: &Shard, session: &mut Session, client: &mut ClientInfo) {
+    let Some(msg) = session.take_message() else {
+        session.message_done(Err(Reply::new(451, (4, 3, 0), "Error: internal error")));
+        return;
+    };
+    client.helo = msg.helo.clone();
+    client.protocol = msg.protocol;
+    let arrival_us = now_us();
+    let qid = shard.qidgen.borrow_mut().next(arrival_us);
+    let mut envelope = msg.envelope;
+    let cleaned = cleanup(
+        &shard.cleanup,
+        CleanupInput {
+            qid: qid.as_str(),
+            arrival_secs: (arrival_us / 1_000_000) as i64,
+            origin: Origin::Smtp { client },
+            envelope: &mut envelope,
+            content: &msg.content,
+        },
+    );
+    let cleaned = match cleaned {
+        Ok(c) => c,
+        Err(e) => {
+            let reply = e.reply();
+            tracing::info!(
+                target: "cleanup",
+                "{qid}: reject: {e}; from=<{}> proto={} helo=<{}>: {}",
+                envelope.sender,
+                client.protocol.as_str(),
+                client.helo.as_deref().unwrap_or(""),
+                reply
+            );
+            session.message_done(Err(reply));
+            return;
+        }
+    };
+    let nrcpt = envelope.recipients.len();
+    let sender = envelope.sender.clone();
+    let size = cleaned.content.len();
+    let message_id = cleaned.message_id.clone();
+    let record = Record::Message(MessageRecord {
+        qid: qid.clone(),
+        arrival_us,
+        envelope,
+        client: Some(client.clone()),
+        content: cleaned.content,
+    });
+    match shard.committer.commit(&record).await {
+        Ok(()) => {
+            tracing::info!(target: "smtpd", "{qid}: client={}", client.display());
+            tracing::info!(target: "cleanup", "{qid}: message-id={message_id}");
+            tracing::info!(
+                target: "qmgr",
+                "{qid}: from=<{sender}>, size={size}, nrcpt={nrcpt} (queue incoming)"
+            );
+            session.message_done(Ok(qid.as_str()));
+        }
+        Err(CommitError::NoSpace) => {
+            tracing::warn!(target: "cleanup", "{qid}: queue file write error: no space left on device");
+            session.message_done(Err(Reply::new(
+                452,
+                (4, 3, 1),
+                "Insufficient system storage",
+            )));
+        }
+        Err(CommitError::Io) => {
+            tracing::warn!(target: "cleanup", "{qid}: queue file write error");
+            session.message_done(Err(Reply::new(
+                451,
+                (4, 3, 0),
+                "Error: queue file write error",
+            )));
+        }
+    }
+}

@@ -1,1 +1,0 @@
-//! The SMTP server state machine (smtpd), sans-IO.

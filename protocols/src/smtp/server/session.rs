@@ -1,0 +1,886 @@
+//! The session state machine: reads command lines, DATA content and BDAT
+//! chunks from the input it is given, and queues replies.
+//!
+//! Decisions that differ from Postfix, and why:
+//! - A command line longer than `line_length_limit` is read to its end and
+//!   discarded with `500 5.5.2 Error: line too long`; Postfix instead
+//!   truncates it and runs the rest, which could act on a cut-off address.
+//!   Either way the caller never buffers more than `line_length_limit` (+2)
+//!   bytes of an unfinished command line.
+//! - With `BareNewline::Reject`, a bare CR is refused like a bare LF
+//!   (`550 5.5.2 Error: bare <CR> received`).
+//! - ETRN always gets `458 Unable to queue messages`: there is no fast
+//!   flush service yet.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use memchr::memchr;
+
+use super::address::{parse_path, valid_hostname};
+use super::command::{is_forbidden, tokenize, Token, Verb};
+use super::data::{DataScanner, Refusal, Scan};
+use super::params::{parse_mail_params, parse_rcpt_params, printable};
+use super::replies::*;
+use super::stats::CommandStats;
+use super::{Message, Policy, Progress, ServerConfig, Want, SMTPD_RECIPIENT_OVERSHOOT_LIMIT};
+use crate::envelope::{Envelope, Protocol, Recipient};
+use crate::smtp::reply::Reply;
+use crate::smtp::BareNewline;
+
+/// At most this much content buffer is reserved up front from a SIZE=
+/// declaration; beyond it the buffer grows as data arrives, so a false SIZE
+/// cannot make us allocate.
+const CONTENT_RESERVE_MAX: u64 = 256 * 1024;
+
+/// One SMTP server conversation; see the module docs of `smtp::server`.
+pub struct Session {
+    cfg: Rc<ServerConfig>,
+    out: Vec<u8>,
+    input: Input,
+    greeted: bool,
+    /// The HELO/EHLO argument, sanitised.
+    helo: Option<String>,
+    /// EHLO was used: the protocol is ESMTP and PIPELINING was announced.
+    /// Like Postfix, a later HELO does not downgrade it.
+    esmtp: bool,
+    /// The mail transaction, from MAIL until end of data or reset.
+    txn: Option<Transaction>,
+    /// The finished message, until the owner takes it.
+    message: Option<Message>,
+    /// A message is out with the owner; no input is read until it reports.
+    awaiting: Option<Awaiting>,
+    error_count: u32,
+    junk_cmds: u32,
+    stats: CommandStats,
+    /// Reused tokenizer output, so commands do not allocate.
+    tokens: Vec<Token>,
+    /// The command after which the client first pipelined improperly.
+    improper_pipelining: Option<&'static str>,
+    /// Postfix's `state->where`, for "lost connection after X" logs.
+    last_command: &'static str,
+}
+
+/// What the next input bytes are.
+#[derive(Clone, Debug)]
+enum Input {
+    Command,
+    /// The rest of an over-long command line, to be discarded.
+    SkipLongLine,
+    Data(DataScanner),
+    Bdat(Chunk),
+    Closed,
+}
+
+/// A BDAT chunk being read.
+#[derive(Clone, Copy, Debug)]
+struct Chunk {
+    size: u64,
+    remaining: u64,
+    last: bool,
+    fate: ChunkFate,
+}
+
+/// What happens to a chunk's bytes. The decision is made at the BDAT
+/// command, since the chunk must be read either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ChunkFate {
+    Store,
+    NeedRcpt,
+    NoValidRecipients,
+    TooBig,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Awaiting {
+    Data,
+    Bdat { total: u64 },
+}
+
+#[derive(Debug)]
+struct Transaction {
+    envelope: Envelope,
+    content: Vec<u8>,
+    /// Recipients refused for `smtpd_recipient_limit` so far.
+    overshoot: u32,
+    /// BDAT chunks were received (DATA is then refused).
+    bdat: bool,
+}
+
+enum Step {
+    Continue(usize),
+    Stop(usize, Want),
+}
+
+/// A command's result, for the error counter and the statistics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+enum Outcome {
+    Ok,
+    Error,
+    /// DATA / BDAT: decided when the content has been read.
+    Deferred,
+}
+
+impl Session {
+    pub fn new(cfg: Rc<ServerConfig>) -> Session {
+        Session {
+            cfg,
+            out: Vec::with_capacity(512),
+            input: Input::Command,
+            greeted: false,
+            helo: None,
+            esmtp: false,
+            txn: None,
+            message: None,
+            awaiting: None,
+            error_count: 0,
+            junk_cmds: 0,
+            stats: CommandStats::default(),
+            tokens: Vec::with_capacity(8),
+            improper_pipelining: None,
+            last_command: "CONNECT",
+        }
+    }
+
+    /// Queue the 220 greeting. Input received before this was called is unauthorized pipelining.
+    pub fn greet(&mut self) {
+        if !self.greeted {
+            self.greeted = true;
+            Reply::plain(220, self.cfg.banner.as_str()).write_to(&mut self.out);
+        }
+    }
+
+    /// Feeds input; see [`Progress`] and [`Want`]. Replies are appended to
+    /// [`Session::output`]. No I/O, no clock; per-command work allocates
+    /// only what the envelope keeps.
+    pub fn receive(&mut self, input: &[u8], policy: &mut dyn Policy) -> Progress {
+        if self.awaiting.is_some() {
+            return Progress {
+                consumed: 0,
+                want: Want::Message,
+            };
+        }
+        if matches!(self.input, Input::Closed) {
+            return Progress {
+                consumed: 0,
+                want: Want::Close,
+            };
+        }
+        if !self.greeted && !input.is_empty() {
+            // The client talked before our greeting: Postfix's "improper
+            // command pipelining after CONNECT".
+            self.improper_pipelining.get_or_insert("CONNECT");
+            if self.cfg.forbid_unauth_pipelining {
+                self.out.extend_from_slice(SYNC_ERROR);
+                self.input = Input::Closed;
+                return Progress {
+                    consumed: 0,
+                    want: Want::Close,
+                };
+            }
+            self.greet();
+        }
+        let mut pos = 0;
+        loop {
+            let step = match self.input {
+                Input::Command => self.command_step(input, pos, policy),
+                Input::SkipLongLine => self.skip_step(input, pos),
+                Input::Data(_) => self.data_step(input, pos),
+                Input::Bdat(_) => self.bdat_step(input, pos),
+                Input::Closed => Step::Stop(pos, Want::Close),
+            };
+            match step {
+                Step::Continue(next) => pos = next,
+                Step::Stop(consumed, want) => return Progress { consumed, want },
+            }
+        }
+    }
+
+    /// The finished message, once, after `receive` returned `Want::Message`.
+    pub fn take_message(&mut self) -> Option<Message> {
+        self.message.take()
+    }
+
+    /// Queue the reply for the message: Ok(qid) => "250 2.0.0 Ok: queued as QID"
+    /// (after BDAT, Postfix's "250 2.0.0 Ok: N bytes queued as QID"); Err(reply) => reply.
+    /// A successful queue resets the error counters. Without a message outstanding it does nothing.
+    pub fn message_done(&mut self, result: Result<&str, Reply>) {
+        let Some(kind) = self.awaiting.take() else {
+            return;
+        };
+        self.message = None;
+        let verb = match kind {
+            Awaiting::Data => Verb::Data,
+            Awaiting::Bdat { .. } => Verb::Bdat,
+        };
+        match result {
+            Ok(queue_id) => {
+                match kind {
+                    Awaiting::Data => self.out.extend_from_slice(b"250 2.0.0 Ok: queued as "),
+                    Awaiting::Bdat { total } => {
+                        let _ = write!(
+                            Writer(&mut self.out),
+                            "250 2.0.0 Ok: {total} bytes queued as "
+                        );
+                    }
+                }
+                self.out.extend_from_slice(queue_id.as_bytes());
+                self.out.extend_from_slice(b"\r\n");
+                self.error_count = 0;
+                self.junk_cmds = 0;
+                self.stats.record(verb, true);
+            }
+            Err(reply) => {
+                reply.write_to(&mut self.out);
+                self.stats.record(verb, false);
+                self.count_error();
+            }
+        }
+        self.check_hard_limit();
+    }
+
+    /// smtpd_timeout expired: queue "421 4.4.2 <host> Error: timeout exceeded"; returns Want::Close.
+    pub fn on_timeout(&mut self) -> Want {
+        if !matches!(self.input, Input::Closed) {
+            let _ = write!(
+                Writer(&mut self.out),
+                "421 4.4.2 {} Error: timeout exceeded\r\n",
+                self.cfg.hostname
+            );
+            self.input = Input::Closed;
+        }
+        Want::Close
+    }
+
+    /// Queue the shutdown reply "421 4.3.2 <host> Service shutting down"; the session is then closed.
+    pub fn shutdown(&mut self) {
+        if !matches!(self.input, Input::Closed) {
+            let _ = write!(
+                Writer(&mut self.out),
+                "421 4.3.2 {} Service shutting down\r\n",
+                self.cfg.hostname
+            );
+            self.input = Input::Closed;
+        }
+    }
+
+    /// Bytes to send. The caller sends them and clears the Vec.
+    pub fn output(&mut self) -> &mut Vec<u8> {
+        &mut self.out
+    }
+
+    /// `Some(smtpd_error_sleep_time)` once the error count reached
+    /// `smtpd_soft_error_limit`: wait that long before flushing.
+    pub fn reply_delay(&self) -> Option<Duration> {
+        (self.error_count >= self.cfg.soft_error_limit && !self.cfg.error_sleep.is_zero())
+            .then_some(self.cfg.error_sleep)
+    }
+
+    /// Postfix's disconnect statistics: "ehlo=1 mail=1 rcpt=0/1 data=0/1 quit=1 commands=3/5".
+    pub fn command_stats(&self) -> String {
+        self.stats.render()
+    }
+
+    /// Sender of the current transaction (or of the message not yet taken), for logs.
+    pub fn sender(&self) -> Option<&str> {
+        match (&self.txn, &self.message) {
+            (Some(txn), _) => Some(&txn.envelope.sender),
+            (None, Some(msg)) => Some(&msg.envelope.sender),
+            (None, None) => None,
+        }
+    }
+
+    /// The command after which the client first pipelined improperly
+    /// ("CONNECT" for input before the greeting), for Postfix's log line
+    /// "improper command pipelining after X from client".
+    pub fn improper_pipelining(&self) -> Option<&'static str> {
+        self.improper_pipelining
+    }
+
+    /// Postfix's `where` for "lost connection after X" / "timeout after X":
+    /// CONNECT, a command name, UNKNOWN, DATA (while reading content), BDAT
+    /// (while reading a chunk) or END-OF-MESSAGE.
+    pub fn last_command(&self) -> &'static str {
+        self.last_command
+    }
+
+    /// The HELO/EHLO argument (sanitised), if any.
+    pub fn helo(&self) -> Option<&str> {
+        self.helo.as_deref()
+    }
+
+    /// `Esmtp` once EHLO was used, else `Smtp`.
+    pub fn protocol(&self) -> Protocol {
+        if self.esmtp {
+            Protocol::Esmtp
+        } else {
+            Protocol::Smtp
+        }
+    }
+
+    /// The session ended (QUIT, 421, protocol violation); only output remains.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.input, Input::Closed)
+    }
+
+    /// Errors since the last queued message (Postfix's `error_count`).
+    pub fn error_count(&self) -> u32 {
+        self.error_count
+    }
+
+    // ---- input states ----------------------------------------------------
+
+    fn command_step(&mut self, input: &[u8], pos: usize, policy: &mut dyn Policy) -> Step {
+        let rest = &input[pos..];
+        let Some(n) = memchr(b'\n', rest) else {
+            // A full-length line may still be waiting for its "\r\n".
+            if rest.len() > self.cfg.line_length_limit.saturating_add(1) {
+                self.input = Input::SkipLongLine;
+                return Step::Stop(input.len(), Want::More);
+            }
+            return Step::Stop(pos, Want::More);
+        };
+        let next = pos + n + 1;
+        let (line, crlf) = match rest[..n].split_last() {
+            Some((b'\r', line)) => (line, true),
+            _ => (&rest[..n], false),
+        };
+        if line.len() > self.cfg.line_length_limit {
+            self.out.extend_from_slice(LINE_TOO_LONG);
+            self.count_error();
+        } else {
+            self.command(line, crlf, next < input.len(), policy);
+        }
+        self.after_command(next)
+    }
+
+    fn skip_step(&mut self, input: &[u8], pos: usize) -> Step {
+        match memchr(b'\n', &input[pos..]) {
+            None => Step::Stop(input.len(), Want::More),
+            Some(n) => {
+                self.input = Input::Command;
+                self.out.extend_from_slice(LINE_TOO_LONG);
+                self.count_error();
+                self.after_command(pos + n + 1)
+            }
+        }
+    }
+
+    fn data_step(&mut self, input: &[u8], pos: usize) -> Step {
+        let Input::Data(scanner) = &mut self.input else {
+            return Step::Continue(pos);
+        };
+        // Invariant: DATA is accepted only inside a transaction; should it
+        // ever be missing, the content goes nowhere.
+        let mut nowhere = Vec::new();
+        let content = match self.txn.as_mut() {
+            Some(txn) => &mut txn.content,
+            None => &mut nowhere,
+        };
+        let (n, scan) = scanner.feed(&input[pos..], content);
+        let pos = pos + n;
+        if scan == Scan::More {
+            return Step::Stop(pos, Want::More);
+        }
+        let refusal = scanner.refusal();
+        self.input = Input::Command;
+        self.last_command = "END-OF-MESSAGE";
+        if let Some(refusal) = refusal {
+            self.out.extend_from_slice(match refusal {
+                Refusal::BareLf => BARE_LF,
+                Refusal::BareCr => BARE_CR,
+                Refusal::TooBig => MESSAGE_TOO_BIG,
+            });
+            self.txn = None;
+            self.stats.record(Verb::Data, false);
+            self.count_error();
+            return self.after_command(pos);
+        }
+        match self.txn.take() {
+            Some(txn) => {
+                self.message = Some(self.finish(txn));
+                self.awaiting = Some(Awaiting::Data);
+                Step::Stop(pos, Want::Message)
+            }
+            None => self.after_command(pos),
+        }
+    }
+
+    fn bdat_step(&mut self, input: &[u8], pos: usize) -> Step {
+        let Input::Bdat(chunk) = &mut self.input else {
+            return Step::Continue(pos);
+        };
+        let available = (input.len() - pos) as u64;
+        let take = chunk.remaining.min(available) as usize;
+        if chunk.fate == ChunkFate::Store {
+            if let Some(txn) = self.txn.as_mut() {
+                txn.content.extend_from_slice(&input[pos..pos + take]);
+            }
+        }
+        chunk.remaining -= take as u64;
+        let pos = pos + take;
+        if chunk.remaining > 0 {
+            return Step::Stop(pos, Want::More);
+        }
+        let chunk = *chunk;
+        self.input = Input::Command;
+        self.end_of_chunk(chunk, pos)
+    }
+
+    fn end_of_chunk(&mut self, chunk: Chunk, pos: usize) -> Step {
+        let refusal = match chunk.fate {
+            ChunkFate::NeedRcpt => NEED_RCPT,
+            ChunkFate::NoValidRecipients => NO_VALID_RECIPIENTS,
+            ChunkFate::TooBig => {
+                self.txn = None;
+                MESSAGE_TOO_BIG
+            }
+            ChunkFate::Store => {
+                let Some(txn) = self.txn.as_mut() else {
+                    return self.after_command(pos);
+                };
+                txn.bdat = true;
+                if chunk.last {
+                    let total = txn.content.len() as u64;
+                    self.last_command = "END-OF-MESSAGE";
+                    if let Some(txn) = self.txn.take() {
+                        self.message = Some(self.finish(txn));
+                        self.awaiting = Some(Awaiting::Bdat { total });
+                    }
+                    return Step::Stop(pos, Want::Message);
+                }
+                let _ = write!(
+                    Writer(&mut self.out),
+                    "250 2.0.0 Ok: {} bytes\r\n",
+                    chunk.size
+                );
+                self.stats.record(Verb::Bdat, true);
+                return self.after_command(pos);
+            }
+        };
+        self.out.extend_from_slice(refusal);
+        self.stats.record(Verb::Bdat, false);
+        self.count_error();
+        self.after_command(pos)
+    }
+
+    /// After a command (or the end of its content): close if it asked to,
+    /// or if the hard error limit was reached.
+    fn after_command(&mut self, next: usize) -> Step {
+        self.check_hard_limit();
+        if matches!(self.input, Input::Closed) {
+            Step::Stop(next, Want::Close)
+        } else {
+            Step::Continue(next)
+        }
+    }
+
+    /// Postfix checks `smtpd_hard_error_limit` before reading each command.
+    fn check_hard_limit(&mut self) {
+        if matches!(self.input, Input::Command) && self.error_count >= self.cfg.hard_error_limit {
+            let _ = write!(
+                Writer(&mut self.out),
+                "421 4.7.0 {} Error: too many errors\r\n",
+                self.cfg.hostname
+            );
+            self.input = Input::Closed;
+        }
+    }
+
+    fn count_error(&mut self) {
+        self.error_count = self.error_count.saturating_add(1);
+    }
+
+    fn finish(&self, txn: Transaction) -> Message {
+        Message {
+            envelope: txn.envelope,
+            content: txn.content,
+            helo: self.helo.clone(),
+            protocol: self.protocol(),
+        }
+    }
+
+    // ---- commands ----------------------------------------------------------
+
+    /// One command line, without its line ending.
+    fn command(&mut self, line: &[u8], crlf: bool, more_follows: bool, policy: &mut dyn Policy) {
+        if self.cfg.bare_newline == BareNewline::Reject {
+            let bare = if !crlf {
+                Some(BARE_LF)
+            } else if memchr(b'\r', line).is_some() {
+                Some(BARE_CR)
+            } else {
+                None
+            };
+            if let Some(reply) = bare {
+                self.out.extend_from_slice(reply);
+                self.count_error();
+                return;
+            }
+        }
+        let mut tokens = std::mem::take(&mut self.tokens);
+        tokenize(line, &mut tokens);
+        self.dispatch(line, &tokens, more_follows, policy);
+        self.tokens = tokens;
+    }
+
+    fn dispatch(
+        &mut self,
+        line: &[u8],
+        tokens: &[Token],
+        more_follows: bool,
+        policy: &mut dyn Policy,
+    ) {
+        let Some(first) = tokens.first() else {
+            self.out.extend_from_slice(BAD_SYNTAX);
+            self.count_error();
+            return;
+        };
+        let word = first.text(line);
+        let Some(verb) = Verb::parse(word) else {
+            self.last_command = "UNKNOWN";
+            if is_forbidden(word) {
+                self.out.extend_from_slice(BREAK_RULES);
+                self.input = Input::Closed;
+                return;
+            }
+            self.stats.record_unknown();
+            self.out.extend_from_slice(NOT_RECOGNIZED);
+            self.count_error();
+            return;
+        };
+        self.last_command = verb.name();
+        // RFC 2920: without PIPELINING nothing may follow a command, and
+        // some commands must end a group. BDAT's chunk follows its command
+        // by design. Checked before the command runs, as Postfix does.
+        if more_follows
+            && verb != Verb::Bdat
+            && (!self.esmtp || verb.last_in_group())
+            && self.improper_pipelining.is_none()
+        {
+            self.improper_pipelining = Some(verb.name());
+            if self.cfg.forbid_unauth_pipelining {
+                self.out.extend_from_slice(SYNC_ERROR);
+                self.input = Input::Closed;
+                return;
+            }
+        }
+        let args = &tokens[1..];
+        let outcome = match verb {
+            Verb::Helo => self.helo_cmd(line, args, false),
+            Verb::Ehlo => self.helo_cmd(line, args, true),
+            Verb::Mail => self.mail_cmd(line, args),
+            Verb::Rcpt => self.rcpt_cmd(line, args, policy),
+            Verb::Data => self.data_cmd(args),
+            Verb::Bdat => self.bdat_cmd(line, args),
+            Verb::Rset => self.rset_cmd(args),
+            Verb::Noop => self.reply(OK),
+            Verb::Vrfy => self.vrfy_cmd(line, args),
+            Verb::Etrn => self.etrn_cmd(line, args),
+            Verb::Help => self.reply(HELP),
+            Verb::Quit => {
+                self.input = Input::Closed;
+                self.reply(BYE)
+            }
+        };
+        match outcome {
+            Outcome::Ok => self.stats.record(verb, true),
+            Outcome::Error => {
+                self.stats.record(verb, false);
+                self.count_error();
+            }
+            Outcome::Deferred => {}
+        }
+        if verb.is_junk() {
+            let junk = self.junk_cmds;
+            self.junk_cmds = junk.saturating_add(1);
+            if junk > self.cfg.junk_command_limit {
+                self.count_error();
+            }
+        }
+    }
+
+    fn reply(&mut self, line: &[u8]) -> Outcome {
+        self.out.extend_from_slice(line);
+        Outcome::Ok
+    }
+
+    fn fail(&mut self, line: &[u8]) -> Outcome {
+        self.out.extend_from_slice(line);
+        Outcome::Error
+    }
+
+    fn helo_cmd(&mut self, line: &[u8], args: &[Token], ehlo: bool) -> Outcome {
+        if args.is_empty() {
+            return self.fail(if ehlo { EHLO_SYNTAX } else { HELO_SYNTAX });
+        }
+        self.helo = Some(helo_name(line, args));
+        self.txn = None;
+        if !ehlo {
+            let _ = write!(Writer(&mut self.out), "250 {}\r\n", self.cfg.hostname);
+            return Outcome::Ok;
+        }
+        self.esmtp = true;
+        let cfg = &self.cfg;
+        let out = &mut self.out;
+        let _ = write!(Writer(out), "250-{}\r\n250-PIPELINING\r\n", cfg.hostname);
+        if cfg.message_size_limit > 0 {
+            let _ = write!(Writer(out), "250-SIZE {}\r\n", cfg.message_size_limit);
+        } else {
+            out.extend_from_slice(b"250-SIZE\r\n");
+        }
+        if !cfg.disable_vrfy {
+            out.extend_from_slice(b"250-VRFY\r\n");
+        }
+        out.extend_from_slice(
+            b"250-ETRN\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n",
+        );
+        Outcome::Ok
+    }
+
+    fn mail_cmd(&mut self, line: &[u8], args: &[Token]) -> Outcome {
+        if self.txn.is_some() {
+            return self.fail(NESTED_MAIL);
+        }
+        let [keyword, path, params @ ..] = args else {
+            return self.fail(MAIL_SYNTAX);
+        };
+        if !keyword.text(line).eq_ignore_ascii_case(b"from:") {
+            return self.fail(MAIL_SYNTAX);
+        }
+        let Some(sender) = path_text(line, path) else {
+            return self.fail(BAD_SENDER);
+        };
+        let mail = match parse_mail_params(params.iter().map(|t| t.text(line))) {
+            Ok(mail) => mail,
+            Err(e) => {
+                e.write_reply(&mut self.out);
+                return Outcome::Error;
+            }
+        };
+        if !mail.smtputf8 && !sender.is_ascii() {
+            return self.fail(NEED_SMTPUTF8);
+        }
+        let limit = self.cfg.message_size_limit;
+        if limit > 0 && mail.size.is_some_and(|size| size > limit) {
+            return self.fail(SIZE_EXCEEDS_LIMIT);
+        }
+        self.txn = Some(Transaction {
+            envelope: Envelope {
+                sender: sender.to_owned(),
+                recipients: Vec::new(),
+                mail,
+            },
+            content: Vec::new(),
+            overshoot: 0,
+            bdat: false,
+        });
+        self.reply(MAIL_OK)
+    }
+
+    fn rcpt_cmd(&mut self, line: &[u8], args: &[Token], policy: &mut dyn Policy) -> Outcome {
+        let Some(txn) = self.txn.as_mut() else {
+            return self.fail(NEED_MAIL);
+        };
+        let [keyword, path, params @ ..] = args else {
+            return self.fail(RCPT_SYNTAX);
+        };
+        if !keyword.text(line).eq_ignore_ascii_case(b"to:") {
+            return self.fail(RCPT_SYNTAX);
+        }
+        let Some(address) = path_text(line, path).filter(|a| !a.is_empty()) else {
+            return self.fail(BAD_RECIPIENT);
+        };
+        let rcpt = match parse_rcpt_params(params.iter().map(|t| t.text(line))) {
+            Ok(rcpt) => rcpt,
+            Err(e) => {
+                e.write_reply(&mut self.out);
+                return Outcome::Error;
+            }
+        };
+        if !txn.envelope.mail.smtputf8 && !address.is_ascii() {
+            return self.fail(NEED_SMTPUTF8);
+        }
+        let limit = self.cfg.recipient_limit;
+        if limit > 0 && txn.envelope.recipients.len() >= limit {
+            let overshoot = txn.overshoot;
+            txn.overshoot = overshoot.saturating_add(1);
+            self.out.extend_from_slice(TOO_MANY_RECIPIENTS);
+            return if overshoot < SMTPD_RECIPIENT_OVERSHOOT_LIMIT {
+                Outcome::Ok
+            } else {
+                Outcome::Error
+            };
+        }
+        if let Err(reply) = policy.check_recipient(&txn.envelope.sender, address) {
+            reply.write_to(&mut self.out);
+            return Outcome::Error;
+        }
+        txn.envelope.recipients.push(Recipient {
+            address: address.to_owned(),
+            notify: rcpt.notify,
+            orcpt: rcpt.orcpt,
+        });
+        self.reply(RCPT_OK)
+    }
+
+    fn data_cmd(&mut self, args: &[Token]) -> Outcome {
+        let Some(txn) = self.txn.as_mut() else {
+            return self.fail(NEED_RCPT);
+        };
+        if txn.envelope.recipients.is_empty() {
+            return self.fail(NO_VALID_RECIPIENTS);
+        }
+        if !args.is_empty() {
+            return self.fail(DATA_SYNTAX);
+        }
+        if txn.bdat {
+            return self.fail(BDAT_IN_PROGRESS);
+        }
+        let hint = txn.envelope.mail.size.unwrap_or(0).min(CONTENT_RESERVE_MAX);
+        txn.content.reserve(hint as usize);
+        self.out.extend_from_slice(DATA_GO_AHEAD);
+        self.input = Input::Data(DataScanner::new(
+            self.cfg.bare_newline,
+            self.cfg.message_size_limit,
+        ));
+        Outcome::Deferred
+    }
+
+    fn bdat_cmd(&mut self, line: &[u8], args: &[Token]) -> Outcome {
+        let (size, last) = match args {
+            [size] => (chunk_size(size.text(line)), false),
+            [size, last] if last.text(line).eq_ignore_ascii_case(b"LAST") => {
+                (chunk_size(size.text(line)), true)
+            }
+            _ => (None, false),
+        };
+        let Some(size) = size else {
+            // The chunk size is unknown, so the chunk cannot be skipped;
+            // Postfix replies and reads on, as do we.
+            return self.fail(BDAT_SYNTAX);
+        };
+        let limit = self.cfg.message_size_limit;
+        let fate = match self.txn.as_ref() {
+            None => ChunkFate::NeedRcpt,
+            Some(txn) if txn.envelope.recipients.is_empty() => ChunkFate::NoValidRecipients,
+            Some(txn) if limit > 0 && (txn.content.len() as u64).saturating_add(size) > limit => {
+                ChunkFate::TooBig
+            }
+            Some(_) => ChunkFate::Store,
+        };
+        self.input = Input::Bdat(Chunk {
+            size,
+            remaining: size,
+            last,
+            fate,
+        });
+        Outcome::Deferred
+    }
+
+    fn rset_cmd(&mut self, args: &[Token]) -> Outcome {
+        if !args.is_empty() {
+            return self.fail(RSET_SYNTAX);
+        }
+        self.txn = None;
+        self.reply(OK)
+    }
+
+    fn vrfy_cmd(&mut self, line: &[u8], args: &[Token]) -> Outcome {
+        if self.cfg.disable_vrfy {
+            return self.fail(VRFY_DISABLED);
+        }
+        let (Some(first), Some(last)) = (args.first(), args.last()) else {
+            return self.fail(VRFY_SYNTAX);
+        };
+        // Postfix's collapse_args(): the words as one string.
+        let arg = &line[first.start..last.end];
+        let valid = !args.iter().any(|t| t.unterminated)
+            && matches!(parse_path(arg), Ok(a) if !a.is_empty());
+        if !valid {
+            return self.fail(BAD_RECIPIENT);
+        }
+        let _ = write!(Writer(&mut self.out), "252 2.0.0 {}\r\n", printable(arg));
+        Outcome::Ok
+    }
+
+    fn etrn_cmd(&mut self, line: &[u8], args: &[Token]) -> Outcome {
+        if self.txn.is_some() {
+            return self.fail(ETRN_IN_TRANSACTION);
+        }
+        let [site] = args else {
+            return self.fail(ETRN_SYNTAX);
+        };
+        let site = match site.text(line) {
+            [b'@' | b'#', rest @ ..] => rest,
+            other => other,
+        };
+        if !valid_hostname(site) && !valid_address_literal(site) {
+            return self.fail(ETRN_BAD_PARAM);
+        }
+        self.fail(ETRN_UNABLE)
+    }
+}
+
+/// The address of a MAIL/RCPT path token, as UTF-8, or None if it is not
+/// an address.
+fn path_text<'a>(line: &'a [u8], path: &Token) -> Option<&'a str> {
+    if path.unterminated {
+        return None;
+    }
+    let address = parse_path(path.text(line)).ok()?;
+    std::str::from_utf8(address).ok()
+}
+
+/// The HELO/EHLO argument as Postfix keeps it: all words joined, with
+/// non-printable bytes and `<>()\";@` and spaces neutered to `?`.
+fn helo_name(line: &[u8], args: &[Token]) -> String {
+    let (first, last) = (args[0], args[args.len() - 1]);
+    line[first.start..last.end]
+        .iter()
+        .map(|&c| {
+            if c.is_ascii_graphic()
+                && !matches!(c, b'<' | b'>' | b'(' | b')' | b'\\' | b'"' | b';' | b'@')
+            {
+                char::from(c)
+            } else {
+                '?'
+            }
+        })
+        .collect()
+}
+
+/// A BDAT chunk size: decimal digits, at most Postfix's `off_t` range.
+fn chunk_size(text: &[u8]) -> Option<u64> {
+    if text.is_empty() || !text.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let size: i64 = std::str::from_utf8(text).ok()?.parse().ok()?;
+    u64::try_from(size).ok()
+}
+
+/// `[192.0.2.1]` or `[IPv6:2001:db8::1]` (ETRN's extension to RFC 1985).
+fn valid_address_literal(text: &[u8]) -> bool {
+    let [b'[', inner @ .., b']'] = text else {
+        return false;
+    };
+    let inner = match inner {
+        [b'I' | b'i', b'P' | b'p', b'v' | b'V', b'6', b':', rest @ ..] => rest,
+        other => other,
+    };
+    std::str::from_utf8(inner).is_ok_and(|s| s.parse::<IpAddr>().is_ok())
+}
+
+/// `fmt::Write` into the output buffer, for the few replies with variable
+/// parts.
+struct Writer<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for Writer<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}

@@ -1,0 +1,198 @@
+//! Session tests: transcripts, split points, smuggling, limits, properties.
+//!
+//! Two drivers: [`T`] plays a conversation one line at a time
+//! (`t.cmd("RCPT TO:<a@b>")` → `"250 2.1.5 Ok"`), and [`drive`] behaves
+//! like the engine — a buffer, arbitrary read sizes, messages stored as
+//! `QID1`, `QID2`, … — so any input can be replayed in any split.
+
+mod bdat;
+mod limits;
+mod pipelining;
+mod props;
+mod smuggling;
+mod splits;
+mod transcript;
+mod units;
+
+use std::rc::Rc;
+
+use super::{
+    Message, Policy, Progress, ServerConfig, Session, Want, SMTPD_RECIPIENT_OVERSHOOT_LIMIT,
+};
+use crate::smtp::reply::Reply;
+
+/// Accepts everything except recipients at `relay.invalid`.
+#[derive(Default)]
+pub(super) struct TestPolicy {
+    pub asked: Vec<(String, String)>,
+}
+
+impl Policy for TestPolicy {
+    fn check_recipient(&mut self, sender: &str, recipient: &str) -> Result<(), Reply> {
+        self.asked.push((sender.to_owned(), recipient.to_owned()));
+        if recipient.ends_with("@relay.invalid") {
+            return Err(Reply::new(
+                554,
+                (5, 7, 1),
+                format!("<{recipient}>: Relay access denied"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn cfg() -> ServerConfig {
+    ServerConfig::for_tests("mx.example")
+}
+
+/// A conversation, one command at a time.
+pub(super) struct T {
+    pub s: Session,
+    pub policy: TestPolicy,
+    pub messages: Vec<Message>,
+    pub last: Progress,
+    /// Queue IDs handed out so far.
+    qid: u32,
+}
+
+impl T {
+    /// Greeted, with the greeting already read.
+    pub fn new() -> T {
+        T::with(cfg())
+    }
+
+    pub fn with(cfg: ServerConfig) -> T {
+        let mut s = Session::new(Rc::new(cfg));
+        s.greet();
+        s.output().clear();
+        T {
+            s,
+            policy: TestPolicy::default(),
+            messages: Vec::new(),
+            last: Progress {
+                consumed: 0,
+                want: Want::More,
+            },
+            qid: 0,
+        }
+    }
+
+    /// Sends raw bytes (which must be consumed entirely, unless the session
+    /// closes) and returns the replies, without the final CRLF. A finished
+    /// message is stored and acknowledged as `QIDn`.
+    pub fn send(&mut self, bytes: &[u8]) -> String {
+        let mut rest = bytes;
+        loop {
+            let p = self.s.receive(rest, &mut self.policy);
+            assert!(p.consumed <= rest.len());
+            rest = &rest[p.consumed..];
+            self.last = p;
+            match p.want {
+                Want::Message => {
+                    let m = self
+                        .s
+                        .take_message()
+                        .expect("a message after Want::Message");
+                    self.messages.push(m);
+                    self.qid += 1;
+                    let qid = format!("QID{}", self.qid);
+                    self.s.message_done(Ok(&qid));
+                }
+                Want::More => {
+                    assert!(rest.is_empty(), "unconsumed input: {rest:?}");
+                    break;
+                }
+                Want::Close => break,
+            }
+        }
+        self.take_output()
+    }
+
+    /// One command line (CRLF added).
+    pub fn cmd(&mut self, line: &str) -> String {
+        self.send(format!("{line}\r\n").as_bytes())
+    }
+
+    pub fn take_output(&mut self) -> String {
+        let out = std::mem::take(self.s.output());
+        let text = String::from_utf8(out).expect("replies are UTF-8");
+        text.strip_suffix("\r\n").unwrap_or(&text).to_owned()
+    }
+
+    /// EHLO, MAIL, RCPT: ready for DATA/BDAT.
+    pub fn ready(&mut self) {
+        assert!(self
+            .cmd("EHLO client.example")
+            .starts_with("250-mx.example"));
+        assert_eq!(self.cmd("MAIL FROM:<s@a.example>"), "250 2.1.0 Ok");
+        assert_eq!(self.cmd("RCPT TO:<r@b.example>"), "250 2.1.5 Ok");
+    }
+}
+
+/// What a whole session produced.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Outcome {
+    pub output: String,
+    pub messages: Vec<Message>,
+    pub closed: bool,
+    /// Input bytes the session never consumed.
+    pub leftover: usize,
+}
+
+/// Plays `reads` like the engine does: greet, then append each read to a
+/// buffer and call `receive` until it wants more. Checks the buffer bound
+/// for command lines on the way.
+pub(super) fn drive(cfg: ServerConfig, reads: &[&[u8]]) -> Outcome {
+    let bound = cfg.line_length_limit + 2;
+    let mut s = Session::new(Rc::new(cfg));
+    let mut policy = TestPolicy::default();
+    s.greet();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut messages = Vec::new();
+    let mut closed = false;
+    let mut qid = 0;
+    let mut consumed = 0;
+    'reads: for read in reads {
+        buf.extend_from_slice(read);
+        loop {
+            let p = s.receive(&buf, &mut policy);
+            assert!(p.consumed <= buf.len());
+            buf.drain(..p.consumed);
+            consumed += p.consumed;
+            match p.want {
+                Want::Message => {
+                    if let Some(m) = s.take_message() {
+                        messages.push(m);
+                    }
+                    qid += 1;
+                    s.message_done(Ok(&format!("QID{qid}")));
+                }
+                Want::More => {
+                    // Only an unfinished command line may be left over.
+                    assert!(buf.len() <= bound, "caller must buffer {} bytes", buf.len());
+                    break;
+                }
+                Want::Close => {
+                    closed = true;
+                    break 'reads;
+                }
+            }
+        }
+    }
+    let output = String::from_utf8_lossy(s.output()).into_owned();
+    Outcome {
+        output,
+        messages,
+        closed,
+        leftover: reads.iter().map(|r| r.len()).sum::<usize>() - consumed,
+    }
+}
+
+/// The config for split tests: pipelining detection depends on how input
+/// is split into reads, so it is tested separately.
+pub(super) fn split_cfg() -> ServerConfig {
+    ServerConfig {
+        forbid_unauth_pipelining: false,
+        ..cfg()
+    }
+}

@@ -1,0 +1,204 @@
+//! Start-up: replay a shard's segments into a fresh index.
+//!
+//! Segments are read whole, one at a time, in sequence order and scanned
+//! with [`crate::segment::scan`]. A blank segment (created, never
+//! written) is removed; a segment with an unusable header is reported and
+//! left alone. On a read-write open a torn tail is zeroed (and synced)
+//! so that the next append continues exactly where the valid log ends,
+//! and dead segments are deleted.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use super::{blocking, LogOptions, RecoveryReport, SegmentInfo, ShardLog, Tail};
+use crate::index::Location;
+use crate::segment::{self, CorruptSpan, SegmentHeaderError};
+use crate::StorageError;
+
+pub(super) fn open(
+    dir: &Path,
+    shard: u16,
+    opts: LogOptions,
+    writable: bool,
+) -> Result<(ShardLog, RecoveryReport), StorageError> {
+    let shard_dir = dir.join(shard.to_string());
+    if writable {
+        fs::create_dir_all(&shard_dir).map_err(|e| StorageError::io(&shard_dir, e))?;
+    }
+    let mut log = ShardLog::empty(shard_dir, shard, opts, writable);
+    let mut report = RecoveryReport::default();
+    let mut newest = None;
+    for seq in list_segments(&log.shard_dir, writable)? {
+        log.next_seq = log.next_seq.max(seq.saturating_add(1));
+        newest = replay_segment(&mut log, seq, &mut report)?.map(|end| (seq, end));
+    }
+    if writable {
+        // Append to the newest segment if it is readable and has room.
+        if let Some((seq, end)) = newest {
+            if let Some(info) = log.segments.get(&seq) {
+                if end < log.opts.segment_size {
+                    log.tail = Some(Tail {
+                        seq,
+                        salt: info.salt,
+                        end,
+                    });
+                }
+            }
+        }
+        let dead = log.reclaim();
+        blocking::remove_segments(&dead)?;
+        report.removed_segments = dead;
+    }
+    report.corrupt.sort();
+    report.corrupt.dedup();
+    report.messages = log.index.len();
+    report.max_arrival_us = log.max_arrival_us;
+    Ok((log, report))
+}
+
+/// Sequence numbers of the segment files in `shard_dir`, ascending.
+fn list_segments(shard_dir: &Path, writable: bool) -> Result<Vec<u64>, StorageError> {
+    let entries = match fs::read_dir(shard_dir) {
+        Ok(entries) => entries,
+        Err(e) if !writable && e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(StorageError::io(shard_dir, e)),
+    };
+    let mut seqs = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| StorageError::io(shard_dir, e))?;
+        let name = entry.file_name();
+        match name.to_str().and_then(segment::parse_file_name) {
+            Some(seq) => seqs.push(seq),
+            None => tracing::debug!(file = ?entry.path(), "not a segment; ignored"),
+        }
+    }
+    seqs.sort_unstable();
+    Ok(seqs)
+}
+
+/// Replays segment `seq`; returns where its valid log ends, or `None` if
+/// it could not be replayed.
+fn replay_segment(
+    log: &mut ShardLog,
+    seq: u64,
+    report: &mut RecoveryReport,
+) -> Result<Option<u64>, StorageError> {
+    let path = log.segment_path(seq);
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        // Deleted by the running daemon while a tool was listing.
+        Err(e) if !log.writable && e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StorageError::io(&path, e)),
+    };
+    let scan = match segment::scan(&bytes) {
+        Ok(scan) => scan,
+        Err(SegmentHeaderError::Blank) => {
+            if log.writable {
+                tracing::info!(file = %path.display(), "removing a segment that was never written");
+                fs::remove_file(&path).map_err(|e| StorageError::io(&path, e))?;
+            }
+            return Ok(None);
+        }
+        Err(e) => {
+            unreadable(log, seq, report, e.to_string());
+            return Ok(None);
+        }
+    };
+    if scan.header.seq != seq || scan.header.shard != log.shard {
+        let reason = format!(
+            "header says shard {} segment {}",
+            scan.header.shard, scan.header.seq
+        );
+        unreadable(log, seq, report, reason);
+        return Ok(None);
+    }
+    log.max_arrival_us = log.max_arrival_us.max(scan.header.floor_us);
+    // Records and damage in file order: a `Delete` written after a
+    // damaged record must still remove its message.
+    let mut spans = scan.corrupt.iter().peekable();
+    for r in &scan.records {
+        while let Some(span) = spans.next_if(|s| s.offset < r.offset) {
+            apply_corrupt(log, seq, span, &path, report);
+        }
+        log.note_arrival(&r.record);
+        log.index.apply(seq, r);
+    }
+    for span in spans {
+        apply_corrupt(log, seq, span, &path, report);
+    }
+    if let Some(start) = scan.torn_tail() {
+        tracing::warn!(
+            file = %path.display(),
+            offset = start,
+            bytes = scan.dirty_end - start,
+            "torn tail (a write that was never acknowledged)"
+        );
+        if log.writable {
+            zero_range(&path, start, scan.dirty_end)?;
+            report.torn_tail_truncated_bytes += scan.dirty_end - start;
+        }
+    }
+    log.segments.insert(
+        seq,
+        SegmentInfo {
+            salt: scan.header.salt,
+        },
+    );
+    report.segments += 1;
+    Ok(Some(scan.end))
+}
+
+fn apply_corrupt(
+    log: &mut ShardLog,
+    seq: u64,
+    span: &CorruptSpan,
+    path: &Path,
+    report: &mut RecoveryReport,
+) {
+    tracing::warn!(
+        file = %path.display(),
+        offset = span.offset,
+        len = span.len,
+        qids = ?span.qids,
+        "damaged records; their messages are moved to the corrupt queue"
+    );
+    report.corrupt_spans += 1;
+    let location = Location {
+        segment: seq,
+        offset: span.offset,
+        len: span.len,
+    };
+    for qid in &span.qids {
+        log.index.mark_corrupt(qid, location);
+        report.corrupt.push(qid.clone());
+    }
+}
+
+fn unreadable(log: &mut ShardLog, seq: u64, report: &mut RecoveryReport, reason: String) {
+    let path = log.segment_path(seq);
+    tracing::error!(
+        file = %path.display(),
+        %reason,
+        "unusable queue segment left alone; move it away once its messages are dealt with"
+    );
+    log.unreadable.insert(seq);
+    report.unreadable_segments.push(path);
+}
+
+/// Writes zeros over `start..end` and syncs: the torn tail becomes
+/// "end of log" again, preallocated blocks kept.
+fn zero_range(path: &Path, start: u64, end: u64) -> Result<(), StorageError> {
+    const CHUNK: u64 = 64 << 10;
+    let err = |e| StorageError::io(path, e);
+    let file = fs::OpenOptions::new().write(true).open(path).map_err(err)?;
+    let zeros = vec![0u8; CHUNK as usize];
+    let mut at = start;
+    while at < end {
+        let n = (end - at).min(CHUNK);
+        file.write_all_at(&zeros[..n as usize], at).map_err(err)?;
+        at += n;
+    }
+    file.sync_data().map_err(err)
+}

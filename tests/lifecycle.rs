@@ -1,0 +1,129 @@
+//! start / stop / status, the pid lock, refused ports, the embedded default.
+
+mod common;
+use common::*;
+
+use std::process::Command;
+use std::time::Duration;
+
+#[test]
+fn start_status_stop_detached() {
+    let inst = Instance::new("detach", "");
+    let out = inst.sluice(&["start"]);
+    assert!(
+        out.status.success(),
+        "start: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let st = inst.sluice(&["status"]);
+    assert!(st.status.success());
+    assert!(String::from_utf8_lossy(&st.stderr).contains("is running"));
+    // A second start is refused while the first runs.
+    let again = inst.sluice(&["start"]);
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already running"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let mut c = inst.connect();
+    assert!(c.reply().starts_with("220 "));
+    c.cmd("QUIT");
+    let stop = inst.sluice(&["stop"]);
+    assert!(
+        stop.status.success(),
+        "stop: {}",
+        String::from_utf8_lossy(&stop.stderr)
+    );
+    let st = inst.sluice(&["status"]);
+    assert!(!st.status.success());
+    assert!(
+        std::net::TcpStream::connect(inst.addr()).is_err(),
+        "still listening after stop"
+    );
+}
+
+#[test]
+fn a_port_held_by_another_program_is_refused() {
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port();
+    let inst = Instance::new("held", "");
+    std::fs::write(
+        inst.config_dir().join("master.cf"),
+        format!("127.0.0.1:{port} inet n - n - - smtpd\n"),
+    )
+    .unwrap();
+    let out = inst.sluice(&["start-fg"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already in use"), "{err}");
+}
+
+#[test]
+fn sigterm_lets_a_session_finish_its_message() {
+    let mut inst = Instance::new("drain", "");
+    inst.start();
+    let mut c = inst.connect();
+    c.reply();
+    c.cmd("EHLO client.example.org");
+    c.cmd("MAIL FROM:<a@example.org>");
+    c.cmd("RCPT TO:<b@example.net>");
+    assert!(c.cmd("DATA").starts_with("354"));
+    c.send(b"Subject: in flight\r\n\r\nhalf");
+    let pid = inst.child.as_ref().unwrap().id() as i32;
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    std::thread::sleep(Duration::from_millis(300));
+    // New connections are refused while draining…
+    assert!(std::net::TcpStream::connect(inst.addr()).is_err());
+    // …but the open session completes its message.
+    c.send(b" and the rest\r\n.\r\n");
+    assert!(queued_as(&c.reply()).is_some());
+    c.cmd("QUIT");
+    let mut child = inst.child.take().unwrap();
+    let st = wait_timeout(&mut child, Duration::from_secs(30)).expect("did not exit");
+    assert!(st.success());
+    assert_eq!(read_queue(&inst.queue_dir()).len(), 1);
+}
+
+#[test]
+fn malformed_main_cf_names_file_and_line() {
+    let inst = Instance::new("badcf", "message_size_limit = lots");
+    let out = inst.sluice(&["start-fg"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let main_cf = inst.config_dir().join("main.cf");
+    assert!(err.contains(&format!("{}:", main_cf.display())), "{err}");
+    assert!(err.contains("message_size_limit"), "{err}");
+}
+
+#[test]
+fn embedded_default_listens_on_2525() {
+    let dir = TempDir::new("embedded");
+    // Only when 2525 is free: another program may hold it on a shared machine.
+    if std::net::TcpListener::bind("127.0.0.1:2525").is_err() {
+        eprintln!("skipping: 127.0.0.1:2525 is in use");
+        return;
+    }
+    let mut child = Command::new(SLUICE)
+        .args(["start-fg"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready = dir.path().join("sluice-queue/pid/master.ready");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !ready.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(ready.exists(), "embedded default did not start");
+    let mut c = Client::connect("127.0.0.1:2525".parse().unwrap());
+    assert!(c.reply().starts_with("220 "));
+    c.cmd("QUIT");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(wait_timeout(&mut child, Duration::from_secs(30))
+        .unwrap()
+        .success());
+}
