@@ -22,7 +22,7 @@ use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use glommio::io::{BufferedFile, OpenOptions};
-use sluice_storage::log::{Batch, ShardLog};
+use sluice_storage::log::{remove_segments, Batch, PreparedWrite, ShardLog};
 use sluice_storage::record::Record;
 
 /// How long a shard refuses new mail after its log failed to write.
@@ -73,7 +73,8 @@ pub struct Committer {
 }
 
 impl Committer {
-    pub fn new(log: Rc<RefCell<ShardLog>>, shard_dir: &Path) -> Rc<Committer> {
+    pub fn new(log: Rc<RefCell<ShardLog>>) -> Rc<Committer> {
+        let shard_dir = log.borrow().shard_dir().to_path_buf();
         Rc::new(Committer {
             state: RefCell::new(State {
                 pending: Batch::new(),
@@ -87,7 +88,7 @@ impl Committer {
                 closed: false,
             }),
             log,
-            shard_dir: shard_dir.to_path_buf(),
+            shard_dir,
             preallocate: Cell::new(true),
             batches: Cell::new(0),
             records: Cell::new(0),
@@ -214,8 +215,9 @@ impl Committer {
         batch: Batch,
         file: &mut Option<(PathBuf, BufferedFile)>,
     ) -> Result<(), CommitError> {
-        let prepared = self.log.borrow_mut().prepare(batch);
-        let io = self.write_prepared(&prepared, file).await;
+        let mut prepared = self.log.borrow_mut().prepare(batch);
+        let bytes = std::mem::take(&mut prepared.bytes);
+        let io = self.write_prepared(&prepared, bytes, file).await;
         let failed = io.as_ref().err().map(classify);
         if io.is_err() {
             // The tail's state is unknown: never append to that file again.
@@ -224,10 +226,11 @@ impl Committer {
         let completed = self.log.borrow_mut().complete(prepared, io);
         match completed {
             Ok(done) => {
-                for path in done.dead_segments {
-                    if let Err(e) = std::fs::remove_file(&path) {
-                        tracing::warn!(target: "qmgr", "warning: remove {}: {e}", path.display());
-                    }
+                // Oldest first, each deletion made durable before the next
+                // (storage's rule: a crash must not keep a newer deletion
+                // and lose an older one).
+                if let Err(e) = remove_segments(&done.dead_segments) {
+                    tracing::warn!(target: "qmgr", "warning: {e}");
                 }
             }
             Err(e) => {
@@ -243,7 +246,8 @@ impl Committer {
 
     async fn write_prepared(
         &self,
-        w: &sluice_storage::log::PreparedWrite,
+        w: &PreparedWrite,
+        bytes: Vec<u8>,
         file: &mut Option<(PathBuf, BufferedFile)>,
     ) -> std::io::Result<()> {
         let reuse = matches!(file, Some((p, _)) if *p == w.path);
@@ -274,9 +278,9 @@ impl Committer {
         let Some((_, f)) = file.as_ref() else {
             return Err(std::io::Error::other("segment file not open"));
         };
-        let len = w.bytes.len();
+        let len = bytes.len();
         let written = f
-            .write_at(w.bytes.clone(), w.offset)
+            .write_at(bytes, w.offset)
             .await
             .map_err(std::io::Error::from)?;
         if written != len {

@@ -247,7 +247,7 @@ pub fn read_offline(queue_dir: &Path) -> Result<Vec<QueueSummary>, ControlError>
     })?;
     let mut all = Vec::new();
     for (n, dir) in dirs {
-        let (log, _) = ShardLog::open_readonly(&dir, n as u16).map_err(|e| ControlError::Log {
+        let (log, _) = ShardLog::open_readonly(queue_dir, n as u16).map_err(|e| ControlError::Log {
             path: dir.clone(),
             message: e.to_string(),
         })?;

@@ -125,7 +125,7 @@ pub async fn run(spec: ShardSpec, ready: impl FnOnce(Result<(), String>)) {
         segment_size: spec.params.sluice_segment_size,
         preallocate: true,
     };
-    let (log, report) = match ShardLog::open(&spec.dir, spec.id as u16, opts) {
+    let (log, report) = match ShardLog::open(&spec.queue_dir, spec.id as u16, opts) {
         Ok(v) => v,
         Err(e) => {
             ready(Err(format!(
@@ -158,7 +158,7 @@ pub async fn run(spec: ShardSpec, ready: impl FnOnce(Result<(), String>)) {
     }
     let floor = report.max_arrival_us;
     let log = Rc::new(RefCell::new(log));
-    let committer = Committer::new(log.clone(), &spec.dir);
+    let committer = Committer::new(log.clone());
     let shard = Rc::new(Shard {
         id: spec.id,
         cleanup: CleanupParams {

@@ -249,8 +249,10 @@ pub struct RecordHeader {
 
 impl RecordHeader {
     /// Header plus payload.
+    /// Header plus payload (saturating: a crafted header may claim any
+    /// length, and is then simply longer than any buffer).
     pub fn record_len(&self) -> u64 {
-        RECORD_HEADER_LEN as u64 + self.payload_len
+        (RECORD_HEADER_LEN as u64).saturating_add(self.payload_len)
     }
 }
 

@@ -323,7 +323,7 @@ pub fn read_queue(queue_dir: &Path) -> Vec<(String, String, Vec<String>, Vec<u8>
         let Some(n) = name.to_str().and_then(|s| s.parse::<u16>().ok()) else {
             continue;
         };
-        let (log, _) = sluice_storage::log::ShardLog::open_readonly(&e.path(), n).unwrap();
+        let (log, _) = sluice_storage::log::ShardLog::open_readonly(queue_dir, n).unwrap();
         for meta in log.index().iter() {
             let m = log.read_message(&meta.qid).unwrap();
             out.push((

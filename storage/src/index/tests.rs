@@ -44,7 +44,10 @@ fn deferred(id: &str, rcpt: u32) -> Record {
     }
 }
 
-fn state_after(records: Vec<Record>) -> Option<(QueueState, bool)> {
+/// State and forced-expiry flag, or `None` once the message is gone.
+type Outcome = Option<(QueueState, bool)>;
+
+fn state_after(records: Vec<Record>) -> Outcome {
     let mut index = Index::new();
     index.apply(1, &at(0, msg("A1", &["x@example.org"])));
     for r in records {
@@ -57,7 +60,7 @@ fn state_after(records: Vec<Record>) -> Option<(QueueState, bool)> {
 fn state_transitions_follow_postfix() {
     use QueueState::*;
     let a = || qid("A1");
-    let table: Vec<(Vec<Record>, Option<(QueueState, bool)>)> = vec![
+    let table: Vec<(Vec<Record>, Outcome)> = vec![
         (vec![], Some((Incoming, false))),
         (vec![deferred("A1", 0)], Some((Deferred, false))),
         (vec![Record::Hold { qid: a() }], Some((Hold, false))),

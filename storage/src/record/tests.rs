@@ -203,6 +203,20 @@ fn every_truncation_is_reported_as_truncated() {
 }
 
 #[test]
+fn a_crafted_huge_length_is_just_truncated() {
+    let mut buf = Vec::new();
+    encode(
+        &Record::Done {
+            qid: QueueId::parse("Q1").unwrap(),
+        },
+        &mut buf,
+    );
+    buf[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
+    reseal(&mut buf, 0);
+    assert!(matches!(decode(&buf), Err(DecodeError::Truncated { .. })));
+}
+
+#[test]
 fn the_salt_seals_the_header() {
     let mut buf = Vec::new();
     encode_sealed(&sample_message(), 0x5eed_1234, &mut buf);
