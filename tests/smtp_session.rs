@@ -237,3 +237,26 @@ fn too_many_hops() {
     assert!(inst.stop().success());
     assert!(read_queue(&inst.queue_dir()).is_empty());
 }
+
+#[test]
+fn idle_client_times_out() {
+    let mut inst = Instance::new("timeout", "smtpd_timeout = 1s");
+    inst.start();
+    let mut c = inst.connect();
+    c.reply();
+    c.cmd("EHLO client.example.org");
+    let t = std::time::Instant::now();
+    assert_eq!(
+        c.reply(),
+        "421 4.4.2 mx.example.test Error: timeout exceeded"
+    );
+    assert!(t.elapsed() >= std::time::Duration::from_millis(900));
+    assert!(c.closed());
+    assert!(inst.stop().success());
+    assert!(
+        inst.log()
+            .contains("timeout after EHLO from localhost[127.0.0.1]"),
+        "{}",
+        inst.log()
+    );
+}

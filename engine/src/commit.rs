@@ -264,11 +264,7 @@ impl Committer {
                 .map_err(std::io::Error::from)?;
             if w.create {
                 if self.preallocate.get() && w.preallocate > 0 {
-                    if let Err(e) = f.pre_allocate(w.preallocate, true).await {
-                        // Some file systems cannot fallocate: append without it.
-                        tracing::debug!("pre_allocate {}: {e}", w.path.display());
-                        self.preallocate.set(false);
-                    }
+                    zero_fill(&f, w.preallocate).await?;
                 }
                 // The new file's directory entry must be durable too.
                 sync_dir(&self.shard_dir)?;
@@ -291,6 +287,32 @@ impl Committer {
         }
         f.fdatasync().await.map_err(std::io::Error::from)
     }
+}
+
+/// Write zeros over a new segment's whole length. Appends into blocks that
+/// are already written need no metadata change, so each later fdatasync
+/// flushes data only instead of forcing a journal commit (fallocate leaves
+/// "unwritten" extents whose conversion is a metadata change, and plain
+/// appends change the file size). Zeros past the written end are what the
+/// log reader takes for "end of log".
+async fn zero_fill(f: &BufferedFile, len: u64) -> std::io::Result<()> {
+    const CHUNK: u64 = 1 << 20;
+    let mut at = 0;
+    while at < len {
+        let n = CHUNK.min(len - at);
+        let written = f
+            .write_at(vec![0u8; n as usize], at)
+            .await
+            .map_err(std::io::Error::from)?;
+        if written as u64 != n {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::WriteZero,
+                "short write while zero-filling a segment",
+            ));
+        }
+        at += n;
+    }
+    f.fdatasync().await.map_err(std::io::Error::from)
 }
 
 fn classify(e: &std::io::Error) -> CommitError {

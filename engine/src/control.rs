@@ -247,10 +247,11 @@ pub fn read_offline(queue_dir: &Path) -> Result<Vec<QueueSummary>, ControlError>
     })?;
     let mut all = Vec::new();
     for (n, dir) in dirs {
-        let (log, _) = ShardLog::open_readonly(queue_dir, n as u16).map_err(|e| ControlError::Log {
-            path: dir.clone(),
-            message: e.to_string(),
-        })?;
+        let (log, _) =
+            ShardLog::open_readonly(queue_dir, n as u16).map_err(|e| ControlError::Log {
+                path: dir.clone(),
+                message: e.to_string(),
+            })?;
         all.extend(log.index().iter().map(summarize));
     }
     Ok(all)

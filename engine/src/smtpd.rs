@@ -16,7 +16,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
@@ -152,6 +152,13 @@ pub async fn serve(shard: Rc<Shard>, service: Rc<SmtpdService>, mut stream: TcpS
         Err(_) => return,
     };
     let _ = stream.set_nodelay(true);
+    // smtpd_timeout bounds every read and every write (a client that stops
+    // reading our replies must not hold the session forever).
+    let timeout = service.params.smtpd_timeout;
+    if !timeout.is_zero() {
+        let _ = stream.set_read_timeout(Some(timeout));
+        let _ = stream.set_write_timeout(Some(timeout));
+    }
     let addr = peer.ip().to_canonical();
     let mut client = ClientInfo {
         name: client_name(addr),
@@ -169,12 +176,6 @@ pub async fn serve(shard: Rc<Shard>, service: Rc<SmtpdService>, mut stream: TcpS
         if let Some(early) = pending_before_greeting(&stream) {
             // Hand the early bytes to the session before the greeting: it
             // answers 554 5.5.0 and asks us to close.
-            tracing::info!(
-                target: "smtpd",
-                "improper command pipelining after CONNECT from {}: {}",
-                client.display(),
-                String::from_utf8_lossy(&early).escape_debug()
-            );
             inbuf.extend_from_slice(&early);
         }
     }
@@ -182,7 +183,7 @@ pub async fn serve(shard: Rc<Shard>, service: Rc<SmtpdService>, mut stream: TcpS
         session.greet();
     }
 
-    let timeout = service.params.smtpd_timeout;
+    let mut pipelining_logged = false;
     'conn: loop {
         // Feed what we have; a complete message is stored before we go on.
         let mut pos = 0;
@@ -196,6 +197,16 @@ pub async fn serve(shard: Rc<Shard>, service: Rc<SmtpdService>, mut stream: TcpS
                 session.receive(&inbuf[pos..], &mut policy)
             };
             pos += p.consumed;
+            if !pipelining_logged {
+                if let Some(after) = session.improper_pipelining() {
+                    pipelining_logged = true;
+                    tracing::info!(
+                        target: "smtpd",
+                        "improper command pipelining after {after} from {}",
+                        client.display()
+                    );
+                }
+            }
             match p.want {
                 Want::More => break,
                 Want::Message => {
@@ -214,10 +225,10 @@ pub async fn serve(shard: Rc<Shard>, service: Rc<SmtpdService>, mut stream: TcpS
         if flush(&mut stream, &mut session).await.is_err() {
             break;
         }
-        match read_some(&shard, &mut stream, &mut rbuf, timeout).await {
+        match read_some(&shard, &mut stream, &mut rbuf).await {
             ReadOutcome::Data(n) => inbuf.extend_from_slice(&rbuf[..n]),
             ReadOutcome::Eof => {
-                tracing::info!(target: "smtpd", "lost connection from {}", client.display());
+                tracing::info!(target: "smtpd", "lost connection after {} from {}", session.last_command(), client.display());
                 break;
             }
             ReadOutcome::Error(e) => {
@@ -225,7 +236,7 @@ pub async fn serve(shard: Rc<Shard>, service: Rc<SmtpdService>, mut stream: TcpS
                 break;
             }
             ReadOutcome::Timeout => {
-                tracing::info!(target: "smtpd", "timeout from {}", client.display());
+                tracing::info!(target: "smtpd", "timeout after {} from {}", session.last_command(), client.display());
                 session.on_timeout();
                 let _ = flush(&mut stream, &mut session).await;
                 break;
@@ -246,27 +257,16 @@ pub async fn serve(shard: Rc<Shard>, service: Rc<SmtpdService>, mut stream: TcpS
     );
 }
 
-async fn read_some(
-    shard: &Shard,
-    stream: &mut TcpStream,
-    rbuf: &mut [u8],
-    timeout: Duration,
-) -> ReadOutcome {
-    let read = async {
-        match stream.read(rbuf).await {
-            Ok(0) => ReadOutcome::Eof,
-            Ok(n) => ReadOutcome::Data(n),
-            Err(e) => ReadOutcome::Error(e),
-        }
-    };
-    let timer = async {
-        glommio::timer::sleep(timeout).await;
-        ReadOutcome::Timeout
-    };
-    match futures_lite::future::or(read, timer).await {
+/// One read; the socket's own timeout (smtpd_timeout, set at accept) ends
+/// a silent client's wait.
+async fn read_some(shard: &Shard, stream: &mut TcpStream, rbuf: &mut [u8]) -> ReadOutcome {
+    match stream.read(rbuf).await {
         // At the drain deadline the shard shuts our read side: say 421.
-        ReadOutcome::Eof if shard.shutdown.is_forced() => ReadOutcome::Shutdown,
-        other => other,
+        Ok(0) if shard.shutdown.is_forced() => ReadOutcome::Shutdown,
+        Ok(0) => ReadOutcome::Eof,
+        Ok(n) => ReadOutcome::Data(n),
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => ReadOutcome::Timeout,
+        Err(e) => ReadOutcome::Error(e),
     }
 }
 
