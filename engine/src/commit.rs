@@ -261,7 +261,7 @@ impl Committer {
                 .create(w.create)
                 .buffered_open(&w.path)
                 .await
-                .map_err(std::io::Error::from)?;
+                .map_err(os_error)?;
             if w.create {
                 if self.preallocate.get() && w.preallocate > 0 {
                     zero_fill(&f, w.preallocate).await?;
@@ -274,18 +274,8 @@ impl Committer {
         let Some((_, f)) = file.as_ref() else {
             return Err(std::io::Error::other("segment file not open"));
         };
-        let len = bytes.len();
-        let written = f
-            .write_at(bytes, w.offset)
-            .await
-            .map_err(std::io::Error::from)?;
-        if written != len {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::WriteZero,
-                format!("short write: {written} of {len} bytes"),
-            ));
-        }
-        f.fdatasync().await.map_err(std::io::Error::from)
+        write_all_at(f, bytes, w.offset).await?;
+        f.fdatasync().await.map_err(os_error)
     }
 }
 
@@ -300,23 +290,47 @@ async fn zero_fill(f: &BufferedFile, len: u64) -> std::io::Result<()> {
     let mut at = 0;
     while at < len {
         let n = CHUNK.min(len - at);
-        let written = f
-            .write_at(vec![0u8; n as usize], at)
-            .await
-            .map_err(std::io::Error::from)?;
-        if written as u64 != n {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::WriteZero,
-                "short write while zero-filling a segment",
-            ));
-        }
+        write_all_at(f, vec![0u8; n as usize], at).await?;
         at += n;
     }
-    f.fdatasync().await.map_err(std::io::Error::from)
+    f.fdatasync().await.map_err(os_error)
+}
+
+/// `write_at` until every byte is written. A short write is legal (a file
+/// system near full writes what fits); the retry then reports the real
+/// error, such as ENOSPC, that decides 452 over 451.
+async fn write_all_at(f: &BufferedFile, mut bytes: Vec<u8>, mut pos: u64) -> std::io::Result<()> {
+    loop {
+        let len = bytes.len();
+        // glommio takes the buffer; keeping a copy for the rare retry costs
+        // one memcpy per batch, noise next to the fsync that follows.
+        let written = f.write_at(bytes.clone(), pos).await.map_err(os_error)?;
+        if written >= len {
+            return Ok(());
+        }
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        bytes.drain(..written);
+        pos += written as u64;
+    }
+}
+
+/// glommio's error with the OS error kept (its `io::Error` conversion turns
+/// "enhanced" errors into text and loses the errno we classify by).
+fn os_error(e: glommio::GlommioError<()>) -> std::io::Error {
+    match e {
+        glommio::GlommioError::IoError(e) => e,
+        glommio::GlommioError::EnhancedIoError { source, .. } => source,
+        other => other.into(),
+    }
 }
 
 fn classify(e: &std::io::Error) -> CommitError {
-    if e.raw_os_error() == Some(libc::ENOSPC) || e.raw_os_error() == Some(libc::EDQUOT) {
+    if matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+        || e.kind() == std::io::ErrorKind::StorageFull
+        || e.kind() == std::io::ErrorKind::QuotaExceeded
+    {
         CommitError::NoSpace
     } else {
         CommitError::Io

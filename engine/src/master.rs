@@ -143,8 +143,18 @@ fn wait_signal(set: &libc::sigset_t, timeout: Duration) -> Option<i32> {
     (s > 0).then_some(s)
 }
 
-fn online_cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+/// The CPUs this process may run on (its affinity mask), in order.
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: sched_getaffinity fills a cpu_set_t we own; CPU_ISSET reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    }
 }
 
 /// Run the daemon in the foreground until SIGTERM/SIGINT.
@@ -184,7 +194,7 @@ pub fn run_foreground(config: Config) -> Result<(), MasterError> {
     let (ready_tx, ready_rx) = mpsc::channel::<(usize, Result<(), String>)>();
     // Each shard says when its thread ends, even by panic (see ExitNotice).
     let (exit_tx, exit_rx) = mpsc::channel::<usize>();
-    let cpus = online_cpus();
+    let cpus = allowed_cpus();
     let unprivileged = unsafe { libc::geteuid() } != 0;
     let mut handles = Vec::new();
     for (id, listeners) in per_shard.into_iter().enumerate() {
@@ -194,10 +204,11 @@ pub fn run_foreground(config: Config) -> Result<(), MasterError> {
         let stop = stop.clone();
         let tx = ready_tx.clone();
         let exit_tx = exit_tx.clone();
-        let placement = if id < cpus {
-            Placement::Fixed(id)
-        } else {
-            Placement::Unbound
+        // Pin shard i to the i-th CPU this process may run on; beyond
+        // those (or where affinity cannot be read) the kernel places it.
+        let placement = match cpus.get(id) {
+            Some(&cpu) => Placement::Fixed(cpu),
+            None => Placement::Unbound,
         };
         let mut builder = LocalExecutorBuilder::new(placement).name(&format!("shard-{id}"));
         if unprivileged {

@@ -55,6 +55,7 @@ pub fn free_port() -> u16 {
 /// 127.0.0.1:port; `extra` lines are appended to main.cf.
 pub struct Instance {
     pub dir: TempDir,
+    pub queue: PathBuf,
     pub port: u16,
     pub child: Option<Child>,
 }
@@ -65,9 +66,23 @@ impl Instance {
     }
 
     pub fn with_master(tag: &str, extra_main_cf: &str, master_opts: &str) -> Instance {
+        Self::build(tag, extra_main_cf, master_opts, None)
+    }
+
+    /// An instance whose queue lives in `queue` (e.g. a small tmpfs).
+    pub fn with_queue_dir(tag: &str, extra_main_cf: &str, queue: PathBuf) -> Instance {
+        Self::build(tag, extra_main_cf, "", Some(queue))
+    }
+
+    fn build(
+        tag: &str,
+        extra_main_cf: &str,
+        master_opts: &str,
+        queue: Option<PathBuf>,
+    ) -> Instance {
         let dir = TempDir::new(tag);
         let port = free_port();
-        let queue = dir.path().join("queue");
+        let queue = queue.unwrap_or_else(|| dir.path().join("queue"));
         std::fs::write(
             dir.path().join("main.cf"),
             format!(
@@ -85,6 +100,7 @@ impl Instance {
         .unwrap();
         Instance {
             dir,
+            queue,
             port,
             child: None,
         }
@@ -94,7 +110,7 @@ impl Instance {
         self.dir.path()
     }
     pub fn queue_dir(&self) -> PathBuf {
-        self.dir.path().join("queue")
+        self.queue.clone()
     }
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
