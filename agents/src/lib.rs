@@ -3,4 +3,6 @@
 
 pub mod cleanup;
 pub mod datetime;
+pub mod delivery;
 pub mod rewrite;
+pub mod runtime;
