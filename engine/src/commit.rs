@@ -141,6 +141,20 @@ impl Committer {
         self.wait(t).await
     }
 
+    /// Submit several records and wait until all are durable. They are
+    /// submitted without yielding, so they share one batch: its outcome
+    /// is theirs.
+    pub async fn commit_all(&self, records: &[Record]) -> Result<(), CommitError> {
+        let mut last = None;
+        for r in records {
+            last = Some(self.submit(r)?);
+        }
+        match last {
+            Some(t) => self.wait(t).await,
+            None => Ok(()),
+        }
+    }
+
     /// Whether new mail is being refused because the log cannot write.
     pub fn degraded(&self) -> Option<CommitError> {
         let st = self.state.borrow();

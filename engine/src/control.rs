@@ -219,6 +219,39 @@ pub fn query_showq(socket: &Path) -> Result<Vec<QueueSummary>, ControlError> {
     })
 }
 
+/// Send one request and read the answer up to its `.` line.
+pub fn request(socket: &Path, request: &str) -> Result<Vec<String>, ControlError> {
+    let io = |source| ControlError::Io {
+        path: socket.to_path_buf(),
+        source,
+    };
+    let mut s = UnixStream::connect(socket).map_err(io)?;
+    s.set_read_timeout(Some(CLIENT_TIMEOUT)).map_err(io)?;
+    s.set_write_timeout(Some(CLIENT_TIMEOUT)).map_err(io)?;
+    s.write_all(format!("{request}\n").as_bytes()).map_err(io)?;
+    let mut lines = Vec::new();
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line).map_err(io)? == 0 {
+            return Err(ControlError::Malformed {
+                path: socket.to_path_buf(),
+            });
+        }
+        let l = line.trim_end_matches('\n');
+        if l == "." {
+            return Ok(lines);
+        }
+        if l == "?" {
+            return Err(ControlError::Malformed {
+                path: socket.to_path_buf(),
+            });
+        }
+        lines.push(l.to_string());
+    }
+}
+
 /// The shard directories present under the queue directory (`0`, `1`, …).
 pub fn shard_dirs(queue_dir: &Path) -> std::io::Result<Vec<(usize, PathBuf)>> {
     let mut v = Vec::new();

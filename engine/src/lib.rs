@@ -15,6 +15,7 @@ pub mod control;
 pub mod listen;
 pub mod logging;
 pub mod master;
+pub mod qmgr;
 pub mod shard;
 pub mod smtpd;
 pub mod smtpd_check;

@@ -49,12 +49,15 @@
 //! # Ok::<(), sluice_storage::StorageError>(())
 //! ```
 
+pub mod admin;
 pub mod error;
 pub mod index;
 pub mod log;
+pub mod maildrop;
 pub mod qid;
 pub mod record;
 pub mod segment;
+pub mod table;
 mod wire;
 
 pub use error::StorageError;

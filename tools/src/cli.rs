@@ -19,6 +19,7 @@ pub mod exit {
     pub const SOFTWARE: i32 = 70;
     pub const OSERR: i32 = 71;
     pub const TEMPFAIL: i32 = 75;
+    pub const CANTCREAT: i32 = 73;
     pub const CONFIG: i32 = 78;
 }
 
@@ -56,7 +57,42 @@ pub enum Command {
     Postqueue(PostqueueArgs),
     /// List the queue, as `postqueue -p`.
     Mailq,
+    /// Make every deferred message due now and scan maildrop/ (postqueue -f).
+    Flush,
+    /// Queue administration: -d -h -H -r -e -f with QID, ALL or - (postsuper).
+    Postsuper(RawArgs),
+    /// Show a queued message: -q QID [-e -h -b] (postcat).
+    Postcat(RawArgs),
+    /// Show or edit parameters (postconf).
+    Postconf(RawArgs),
+    /// Inject mail (sendmail; -C DIR names the config directory).
+    Sendmail(RawArgs),
+    /// Send load to an SMTP server (Sluice's smtp-source).
+    Source(RawArgs),
+    /// An SMTP sink for tests and benchmarks (Sluice's smtp-sink).
+    Sink(RawArgs),
+    /// Make the Postfix-named symlinks (sendmail, mailq, postqueue, …) in DIR.
+    #[command(name = "install-links")]
+    InstallLinks { dir: PathBuf },
 }
+
+/// Arguments passed through to a command that parses its own (Postfix's
+/// getopt conventions rather than clap's).
+#[derive(clap::Args, Debug)]
+pub struct RawArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+/// The names the binary answers to through a symlink.
+pub const LINK_NAMES: &[&str] = &[
+    "sendmail",
+    "mailq",
+    "postqueue",
+    "postsuper",
+    "postcat",
+    "postconf",
+];
 
 #[derive(clap::Args, Debug)]
 pub struct PostqueueArgs {
@@ -66,6 +102,15 @@ pub struct PostqueueArgs {
     /// Print the queue as JSON lines.
     #[arg(short = 'j')]
     pub json: bool,
+    /// Flush: every deferred message becomes due now.
+    #[arg(short = 'f')]
+    pub flush: bool,
+    /// Flush the mail for one site (its deferred mail becomes due).
+    #[arg(short = 's', value_name = "SITE")]
+    pub site: Option<String>,
+    /// Deliver one message now.
+    #[arg(short = 'i', value_name = "QID")]
+    pub qid: Option<String>,
 }
 
 fn fatal(code: i32, msg: impl std::fmt::Display) -> i32 {
@@ -102,8 +147,8 @@ fn rewrite_argv0(args: Vec<OsString>) -> Vec<OsString> {
             v.extend(args.into_iter().skip(1));
             v
         }
-        "postqueue" => {
-            let mut v: Vec<OsString> = vec!["sluice".into(), "postqueue".into()];
+        "postqueue" | "postsuper" | "postcat" | "postconf" | "sendmail" => {
+            let mut v: Vec<OsString> = vec!["sluice".into(), name.as_str().into()];
             v.extend(args.into_iter().skip(1));
             v
         }
@@ -111,7 +156,71 @@ fn rewrite_argv0(args: Vec<OsString>) -> Vec<OsString> {
     }
 }
 
+/// The config directory a Postfix-named command uses when it is not told:
+/// `$MAIL_CONFIG`, as Postfix's commands do, else the current directory.
+fn default_config_dir() -> PathBuf {
+    std::env::var_os("MAIL_CONFIG").map_or_else(|| PathBuf::from("."), PathBuf::from)
+}
+
+/// Commands that parse their own options run before clap and before the
+/// configuration is loaded (postconf must show a broken config; sendmail
+/// takes -C; the load tools need none).
+fn self_parsing(args: &[OsString]) -> Option<i32> {
+    let argv0 = args
+        .first()
+        .and_then(|a| Path::new(a).file_name())
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let s = |i: usize| {
+        args.iter()
+            .skip(i)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<String>>()
+    };
+    match argv0.as_str() {
+        "sendmail" => return Some(crate::sendmail::main("sendmail", &s(1))),
+        "postconf" => return Some(crate::postconf::main(&s(1), &default_config_dir())),
+        _ => {}
+    }
+    // `sluice [-c DIR] <cmd> …`
+    let mut i = 1;
+    let mut dir = None;
+    while i < args.len() {
+        match args[i].to_str() {
+            Some("-c") | Some("--config-dir") => {
+                dir = args.get(i + 1).map(PathBuf::from);
+                i += 2;
+            }
+            _ => break,
+        }
+    }
+    let cmd = args.get(i)?.to_str()?;
+    let rest = s(i + 1);
+    match cmd {
+        "source" => Some(crate::load::source_main(&rest)),
+        "sink" => Some(crate::load::sink_main(&rest)),
+        "postconf" => Some(crate::postconf::main(
+            &rest,
+            &dir.unwrap_or_else(default_config_dir),
+        )),
+        "sendmail" => {
+            // sendmail names its config directory with -C.
+            let mut v = Vec::new();
+            if let Some(d) = dir {
+                v.push("-C".to_string());
+                v.push(d.to_string_lossy().into_owned());
+            }
+            v.extend(rest);
+            Some(crate::sendmail::main("sendmail", &v))
+        }
+        _ => None,
+    }
+}
+
 pub fn main(args: Vec<OsString>) -> i32 {
+    if let Some(code) = self_parsing(&args) {
+        return code;
+    }
     let args = rewrite_argv0(args);
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
@@ -185,13 +294,61 @@ pub fn run(cli: Cli) -> i32 {
         },
         Command::Check => exit::OK,
         Command::Mailq => crate::postqueue::list(&config, false),
+        Command::Flush => crate::postqueue::flush(&config),
         Command::Postqueue(a) => {
-            if a.json == a.print {
-                return fatal(exit::USAGE, "usage: postqueue -p | -j");
+            let modes = [a.print, a.json, a.flush, a.site.is_some(), a.qid.is_some()];
+            if modes.iter().filter(|m| **m).count() != 1 {
+                return fatal(exit::USAGE, "usage: postqueue -f | postqueue -i queueid | postqueue -j | postqueue -p | postqueue -s site");
             }
-            crate::postqueue::list(&config, a.json)
+            if a.flush {
+                crate::postqueue::flush(&config)
+            } else if let Some(site) = &a.site {
+                crate::postqueue::flush_site(&config, site)
+            } else if let Some(qid) = &a.qid {
+                crate::postqueue::flush_one(&config, qid)
+            } else {
+                crate::postqueue::list(&config, a.json)
+            }
+        }
+        Command::Postsuper(a) => crate::postsuper::main(&a.args, &config),
+        Command::Postcat(a) => crate::postcat::main(&a.args, &config),
+        Command::InstallLinks { dir } => install_links(&dir),
+        // Handled before the configuration is loaded (self_parsing).
+        Command::Postconf(_) | Command::Sendmail(_) | Command::Source(_) | Command::Sink(_) => {
+            fatal(exit::SOFTWARE, "internal dispatch error")
         }
     }
+}
+
+/// `sluice install-links DIR`: a symlink per Postfix name to this binary.
+fn install_links(dir: &Path) -> i32 {
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => return fatal(exit::OSERR, format!("cannot find my own executable: {e}")),
+    };
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        return fatal(exit::CANTCREAT, format!("{}: {e}", dir.display()));
+    }
+    for name in LINK_NAMES {
+        let link = dir.join(name);
+        if let Ok(m) = std::fs::symlink_metadata(&link) {
+            if !m.file_type().is_symlink() {
+                return fatal(
+                    exit::CANTCREAT,
+                    format!(
+                        "{}: exists and is not a symlink; not replacing it",
+                        link.display()
+                    ),
+                );
+            }
+            let _ = std::fs::remove_file(&link);
+        }
+        if let Err(e) = std::os::unix::fs::symlink(&exe, &link) {
+            return fatal(exit::CANTCREAT, format!("{}: {e}", link.display()));
+        }
+        println!("{} -> {}", link.display(), exe.display());
+    }
+    exit::OK
 }
 
 #[cfg(test)]
@@ -206,7 +363,8 @@ mod tests {
             cli.command,
             Command::Postqueue(PostqueueArgs {
                 print: true,
-                json: false
+                json: false,
+                ..
             })
         ));
         assert_eq!(cli.config_dir, PathBuf::from("/etc/x"));

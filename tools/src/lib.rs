@@ -6,5 +6,10 @@
 //! - [`showq`]: Postfix's exact listing formats.
 
 pub mod cli;
+pub mod load;
+pub mod postcat;
+pub mod postconf;
 pub mod postqueue;
+pub mod postsuper;
+pub mod sendmail;
 pub mod showq;

@@ -90,3 +90,51 @@ pub fn list(config: &Config, json: bool) -> i32 {
         }
     }
 }
+
+/// Send one control request to every shard of a running daemon.
+fn ask_all(config: &Config, request: &str) -> Result<(), String> {
+    let queue_dir = &config.params.queue_directory;
+    if master::running_pid(queue_dir).is_none() {
+        return Err("mail system is down".to_string());
+    }
+    let shards =
+        control::shard_dirs(queue_dir).map_err(|e| format!("{}: {e}", queue_dir.display()))?;
+    for (n, _) in shards {
+        control::request(&control::showq_socket(queue_dir, n), request)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// `postqueue -f`: every deferred message becomes due now; pickup scans.
+pub fn flush(config: &Config) -> i32 {
+    match ask_all(config, "flush") {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            eprintln!("postqueue: fatal: Cannot flush mail queue - {e}");
+            exit::UNAVAILABLE
+        }
+    }
+}
+
+/// `postqueue -s site`: the deferred mail for one site becomes due.
+pub fn flush_site(config: &Config, site: &str) -> i32 {
+    match ask_all(config, &format!("flush-site {site}")) {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            eprintln!("postqueue: fatal: Cannot flush mail queue - {e}");
+            exit::UNAVAILABLE
+        }
+    }
+}
+
+/// `postqueue -i QID`: one message becomes due now.
+pub fn flush_one(config: &Config, qid: &str) -> i32 {
+    match ask_all(config, &format!("flush-qid {qid}")) {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            eprintln!("postqueue: fatal: Cannot flush mail queue - {e}");
+            exit::UNAVAILABLE
+        }
+    }
+}

@@ -28,6 +28,7 @@
 
 mod cidr;
 mod defaults;
+pub mod edit;
 mod expand;
 mod host;
 mod maincf;

@@ -1,5 +1,7 @@
-//! SMTP: the server state machine (`server`), replies (`reply`).
+//! SMTP: the server state machine (`server`), the client codecs (`client`),
+//! replies (`reply`).
 
+pub mod client;
 pub mod reply;
 pub mod server;
 

@@ -1,0 +1,638 @@
+//! trivial-rewrite's `resolve`: which transport and next hop a recipient
+//! goes to.
+//!
+//! Role: map one recipient address (already in standard form, see
+//! [`crate::rewrite`]) to its address class, its destination
+//! (`transport:nexthop`, what qmgr keys its per-destination queues on) and,
+//! when the address cannot be delivered at all, the bounce reason.
+//!
+//! 1. The class, checked in Postfix's order: **local** (domain in
+//!    `mydestination`, or `[ip]` of one of `inet_interfaces`' addresses),
+//!    **virtual alias** (`virtual_alias_domains`), **virtual mailbox**
+//!    (`virtual_mailbox_domains`), **relay** (`relay_domains`, which also
+//!    matches subdomains: it is in `parent_domain_matches_subdomains`), and
+//!    **default**. An address without a domain is local.
+//! 2. The class's transport: `local_transport` (`local:$myhostname`),
+//!    `error` with "User unknown in virtual alias table" (a virtual alias
+//!    domain without a matching alias), `virtual_transport`,
+//!    `relay_transport`, `default_transport`. The next hop is the recipient
+//!    domain, or `relayhost` (when set) for the relay and default classes;
+//!    a `transport:nexthop` setting in the parameter overrides it.
+//! 3. `transport_maps` override both (not for the virtual alias class).
+//!    Keys, first match wins: `user+ext@domain`, `user@domain` (when
+//!    `recipient_delimiter` is set), `domain`, then `.parent` for each
+//!    parent domain, then `*`. A result `transport:nexthop` with an empty
+//!    transport keeps the current one (and its next hop unless one is
+//!    given); a non-empty transport with an empty next hop sends to the
+//!    recipient domain (`error` and `retry` get "Address is
+//!    undeliverable"); `[host]:port` is kept as written (brackets mean "no
+//!    MX lookup" to the smtp agent).
+//! 4. Recipients that start with `-` are bounced (`allow_min_user = no`:
+//!    "5.1.3 bad address syntax"), as Postfix's qmgr does, so that no pipe
+//!    command ever sees one as an option.
+//!
+//! Names of transports are returned as configured: `relay` is an smtp
+//! client in Postfix's master.cf, and mapping transport names to agents is
+//! the engine's business.
+//!
+//! Not here (yet): `relocated_maps`, sender-dependent relayhost,
+//! `proxy_interfaces`, recipient validity (`local_recipient_maps` and
+//! friends), and domain lists with `!` or lookup-table entries (the engine
+//! flattens table keys into the lists).
+//!
+//! Trust: addresses come from clients; nothing here panics or does I/O.
+
+use std::net::IpAddr;
+
+use sluice_storage::table::Table;
+
+use crate::delivery::Destination;
+
+/// Postfix's address classes (`RESOLVE_CLASS_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AddressClass {
+    Local,
+    VirtualAlias,
+    VirtualMailbox,
+    Relay,
+    Default,
+}
+
+/// The resolver's configuration. Domains are compared case-insensitively
+/// and without a trailing dot.
+#[derive(Clone, Debug)]
+pub struct ResolveParams {
+    pub myhostname: String,
+    pub mydestination: Vec<String>,
+    /// This host's addresses (inet_interfaces): `user@[ip]` is local.
+    pub inet_interface_addrs: Vec<IpAddr>,
+    pub virtual_alias_domains: Vec<String>,
+    pub virtual_mailbox_domains: Vec<String>,
+    /// An entry matches the domain and its subdomains; a `.domain` entry
+    /// matches subdomains only.
+    pub relay_domains: Vec<String>,
+    /// Next hop for the relay and default classes when non-empty
+    /// (`[mx.isp.example]:587`).
+    pub relayhost: String,
+    /// `smtp`
+    pub default_transport: String,
+    /// `relay`
+    pub relay_transport: String,
+    /// `local:$myhostname`, expanded.
+    pub local_transport: String,
+    /// `virtual`
+    pub virtual_transport: String,
+    /// Searched in order; the first table with the key wins.
+    pub transport_maps: Vec<Table>,
+    /// `MAILER-DAEMON`: the null recipient becomes this `@$myhostname`.
+    pub empty_address_recipient: String,
+    /// Characters that start an address extension (`+`); empty = none.
+    pub recipient_delimiter: String,
+    /// `allow_min_user = no` bounces recipients that start with `-`.
+    pub allow_min_user: bool,
+}
+
+impl ResolveParams {
+    /// Postfix's defaults for a host named `myhostname` (with
+    /// `mydestination = $myhostname, localhost`).
+    pub fn new(myhostname: &str) -> ResolveParams {
+        ResolveParams {
+            myhostname: myhostname.to_string(),
+            mydestination: vec![myhostname.to_string(), "localhost".to_string()],
+            inet_interface_addrs: Vec::new(),
+            virtual_alias_domains: Vec::new(),
+            virtual_mailbox_domains: Vec::new(),
+            relay_domains: Vec::new(),
+            relayhost: String::new(),
+            default_transport: "smtp".to_string(),
+            relay_transport: "relay".to_string(),
+            local_transport: format!("local:{myhostname}"),
+            virtual_transport: "virtual".to_string(),
+            transport_maps: Vec::new(),
+            empty_address_recipient: "MAILER-DAEMON".to_string(),
+            recipient_delimiter: String::new(),
+            allow_min_user: false,
+        }
+    }
+}
+
+/// Where one recipient goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolved {
+    pub class: AddressClass,
+    /// Transport and next hop. A next hop taken from the recipient domain
+    /// is lower-cased; one from main.cf or a table is kept as written (a
+    /// unix-domain socket path is case-sensitive).
+    pub destination: Destination,
+    /// The recipient as resolved (the null address becomes
+    /// `MAILER-DAEMON@$myhostname`).
+    pub recipient: String,
+    /// `Some((dsn, reason))` when the recipient must be bounced without a
+    /// delivery attempt (the `error` transport): e.g. `("5.1.1", "User
+    /// unknown in virtual alias table")`.
+    pub error: Option<(String, String)>,
+}
+
+const ERROR_TRANSPORT: &str = "error";
+const RETRY_TRANSPORT: &str = "retry";
+
+/// Resolves one recipient (see the module doc for the rules).
+pub fn resolve(p: &ResolveParams, recipient: &str) -> Resolved {
+    let recipient = if recipient.is_empty() {
+        format!("{}@{}", p.empty_address_recipient, p.myhostname)
+    } else {
+        recipient.to_string()
+    };
+    let domain = domain_of(&recipient).map(normalize_domain);
+
+    let (class, channel, mut nexthop) = match domain.as_deref() {
+        None => (
+            AddressClass::Local,
+            p.local_transport.as_str(),
+            p.myhostname.clone(),
+        ),
+        Some(d) if is_local(p, d) => (AddressClass::Local, p.local_transport.as_str(), d.into()),
+        Some(d) if list_has(&p.virtual_alias_domains, d) => (
+            AddressClass::VirtualAlias,
+            ERROR_TRANSPORT,
+            "5.1.1 User unknown in virtual alias table".into(),
+        ),
+        Some(d) if list_has(&p.virtual_mailbox_domains, d) => (
+            AddressClass::VirtualMailbox,
+            p.virtual_transport.as_str(),
+            d.into(),
+        ),
+        Some(d) if matches_parent(&p.relay_domains, d) => (
+            AddressClass::Relay,
+            p.relay_transport.as_str(),
+            relayhost_or(p, d),
+        ),
+        Some(d) => (
+            AddressClass::Default,
+            p.default_transport.as_str(),
+            relayhost_or(p, d),
+        ),
+    };
+    // An explicit `transport:nexthop` in main.cf overrides the next hop
+    // (this is what makes every local domain share one queue).
+    let (transport, own_nexthop) = split_transport(channel);
+    if !own_nexthop.is_empty() {
+        nexthop = own_nexthop.to_string();
+    }
+    let mut destination = Destination::new(transport, nexthop);
+
+    if class != AddressClass::VirtualAlias {
+        let rcpt_domain = domain.as_deref().unwrap_or(&p.myhostname);
+        if let Some(value) = transport_lookup(p, &recipient, domain.as_deref()) {
+            apply_transport_entry(&mut destination, value, rcpt_domain);
+        }
+    }
+    if !p.allow_min_user && recipient.starts_with('-') {
+        destination = Destination::new(ERROR_TRANSPORT, "5.1.3 bad address syntax");
+    }
+
+    let error =
+        (destination.transport == ERROR_TRANSPORT).then(|| error_reason(&destination.nexthop));
+    Resolved {
+        class,
+        destination,
+        recipient,
+        error,
+    }
+}
+
+/// The domain of `user@domain`: text after the last `@`, unless that `@`
+/// sits inside a quoted local part (`"a@b"` has no domain).
+fn domain_of(addr: &str) -> Option<&str> {
+    let at = addr.rfind('@')?;
+    let domain = &addr[at + 1..];
+    (!domain.is_empty() && !domain.contains('"')).then_some(domain)
+}
+
+fn normalize_domain(d: &str) -> String {
+    d.strip_suffix('.').unwrap_or(d).to_ascii_lowercase()
+}
+
+fn list_has(list: &[String], domain: &str) -> bool {
+    list.iter().any(|e| {
+        let e = e.strip_suffix('.').unwrap_or(e);
+        e.eq_ignore_ascii_case(domain)
+    })
+}
+
+/// parent_domain_matches_subdomains matching: `example.com` matches itself
+/// and `*.example.com`; `.example.com` matches only the subdomains.
+fn matches_parent(list: &[String], domain: &str) -> bool {
+    list.iter().any(|e| {
+        let e = e.strip_suffix('.').unwrap_or(e);
+        if let Some(parent) = e.strip_prefix('.') {
+            is_subdomain(domain, parent)
+        } else {
+            e.eq_ignore_ascii_case(domain) || is_subdomain(domain, e)
+        }
+    })
+}
+
+fn is_subdomain(domain: &str, parent: &str) -> bool {
+    !parent.is_empty()
+        && domain.len() > parent.len() + 1
+        && domain.as_bytes()[domain.len() - parent.len() - 1] == b'.'
+        && domain[domain.len() - parent.len()..].eq_ignore_ascii_case(parent)
+}
+
+fn is_local(p: &ResolveParams, domain: &str) -> bool {
+    if list_has(&p.mydestination, domain) {
+        return true;
+    }
+    // `[1.2.3.4]` or `[IPv6:::1]` naming one of our own addresses.
+    let Some(literal) = domain.strip_prefix('[').and_then(|d| d.strip_suffix(']')) else {
+        return false;
+    };
+    let ip = match literal.get(..5) {
+        Some(tag) if tag.eq_ignore_ascii_case("ipv6:") => literal[5..].parse::<IpAddr>().ok(),
+        _ => literal.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4),
+    };
+    ip.is_some_and(|ip| p.inet_interface_addrs.contains(&ip))
+}
+
+fn relayhost_or(p: &ResolveParams, domain: &str) -> String {
+    if p.relayhost.is_empty() {
+        domain.to_string()
+    } else {
+        p.relayhost.clone()
+    }
+}
+
+/// `smtp:[mx]:25` → (`smtp`, `[mx]:25`); `smtp` → (`smtp`, ``).
+fn split_transport(value: &str) -> (&str, &str) {
+    match value.split_once(':') {
+        Some((t, n)) => (t.trim(), n.trim()),
+        None => (value.trim(), ""),
+    }
+}
+
+/// transport(5)'s search order; the first table that has a key wins.
+fn transport_lookup<'p>(
+    p: &'p ResolveParams,
+    recipient: &str,
+    domain: Option<&str>,
+) -> Option<&'p str> {
+    if p.transport_maps.is_empty() {
+        return None;
+    }
+    let find = |key: &str| p.transport_maps.iter().find_map(|t| t.lookup(key));
+    if let Some(domain) = domain {
+        let full = recipient.to_ascii_lowercase();
+        if let Some(v) = find(&full) {
+            return Some(v);
+        }
+        if let Some(stripped) = strip_extension(&full, &p.recipient_delimiter) {
+            if let Some(v) = find(&stripped) {
+                return Some(v);
+            }
+        }
+        if let Some(v) = find(domain) {
+            return Some(v);
+        }
+        // `.parent` for every parent: `a.b.c` → `.b.c`, `.c`.
+        let mut rest = domain;
+        while let Some(dot) = rest.find('.') {
+            let parent = &rest[dot..];
+            if parent.len() > 1 {
+                if let Some(v) = find(parent) {
+                    return Some(v);
+                }
+            }
+            rest = &rest[dot + 1..];
+        }
+    }
+    find("*")
+}
+
+/// `user+ext@d` → `user@d` when `+` is a recipient delimiter.
+fn strip_extension(addr: &str, delimiters: &str) -> Option<String> {
+    if delimiters.is_empty() {
+        return None;
+    }
+    let at = addr.rfind('@')?;
+    let (local, domain) = addr.split_at(at);
+    let cut = local.find(|c: char| delimiters.contains(c))?;
+    (cut > 0).then(|| format!("{}{}", &local[..cut], domain))
+}
+
+/// Postfix's `update_entry()`: how a transport table result changes the
+/// class's transport and next hop.
+fn apply_transport_entry(dest: &mut Destination, value: &str, rcpt_domain: &str) {
+    let (transport, nexthop) = split_transport(value);
+    if transport.is_empty() {
+        if !nexthop.is_empty() {
+            dest.nexthop = nexthop.to_string();
+        }
+        return;
+    }
+    dest.transport = transport.to_string();
+    dest.nexthop = if !nexthop.is_empty() {
+        nexthop.to_string()
+    } else if transport != ERROR_TRANSPORT && transport != RETRY_TRANSPORT {
+        rcpt_domain.to_string()
+    } else {
+        "Address is undeliverable".to_string()
+    };
+}
+
+/// The error(8) agent's reading of its next hop: an optional leading
+/// `X.Y.Z` status, then the reason (default status 5.0.0).
+fn error_reason(text: &str) -> (String, String) {
+    let (first, rest) = text.split_once(' ').unwrap_or((text, ""));
+    if is_dsn_code(first) {
+        (first.to_string(), rest.trim().to_string())
+    } else {
+        ("5.0.0".to_string(), text.to_string())
+    }
+}
+
+fn is_dsn_code(s: &str) -> bool {
+    let mut parts = s.split('.');
+    let ok = |p: Option<&str>, max: usize| {
+        p.is_some_and(|p| !p.is_empty() && p.len() <= max && p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    ok(parts.next(), 1) && ok(parts.next(), 3) && ok(parts.next(), 3) && parts.next().is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn params() -> ResolveParams {
+        let mut p = ResolveParams::new("mail.example.com");
+        p.mydestination.push("Example.COM.".into());
+        p.inet_interface_addrs = vec!["192.0.2.1".parse().unwrap(), "2001:db8::1".parse().unwrap()];
+        p.virtual_alias_domains = vec!["alias.example".into()];
+        p.virtual_mailbox_domains = vec!["mbox.example".into()];
+        p.relay_domains = vec!["relay.example".into(), ".sub.example".into()];
+        p
+    }
+
+    fn dest(r: &Resolved) -> String {
+        r.destination.to_string()
+    }
+
+    #[test]
+    fn classes_and_default_transports() {
+        let p = params();
+        let cases = [
+            (
+                "jane@example.com",
+                AddressClass::Local,
+                "local:mail.example.com",
+            ),
+            (
+                "jane@EXAMPLE.com.",
+                AddressClass::Local,
+                "local:mail.example.com",
+            ),
+            (
+                "jane@localhost",
+                AddressClass::Local,
+                "local:mail.example.com",
+            ),
+            ("jane", AddressClass::Local, "local:mail.example.com"),
+            (
+                "jane@[192.0.2.1]",
+                AddressClass::Local,
+                "local:mail.example.com",
+            ),
+            (
+                "jane@[IPv6:2001:db8::1]",
+                AddressClass::Local,
+                "local:mail.example.com",
+            ),
+            (
+                "jane@[192.0.2.9]",
+                AddressClass::Default,
+                "smtp:[192.0.2.9]",
+            ),
+            (
+                "jane@mbox.example",
+                AddressClass::VirtualMailbox,
+                "virtual:mbox.example",
+            ),
+            (
+                "jane@relay.example",
+                AddressClass::Relay,
+                "relay:relay.example",
+            ),
+            (
+                "jane@a.b.relay.example",
+                AddressClass::Relay,
+                "relay:a.b.relay.example",
+            ),
+            (
+                "jane@xrelay.example",
+                AddressClass::Default,
+                "smtp:xrelay.example",
+            ),
+            (
+                "jane@sub.example",
+                AddressClass::Default,
+                "smtp:sub.example",
+            ),
+            (
+                "jane@x.sub.example",
+                AddressClass::Relay,
+                "relay:x.sub.example",
+            ),
+            ("Jane@Remote.ORG", AddressClass::Default, "smtp:remote.org"),
+            ("\"a@b\"", AddressClass::Local, "local:mail.example.com"),
+            (
+                "\"odd@local\"@remote.org",
+                AddressClass::Default,
+                "smtp:remote.org",
+            ),
+        ];
+        for (rcpt, class, want) in cases {
+            let r = resolve(&p, rcpt);
+            assert_eq!((r.class, dest(&r).as_str()), (class, want), "{rcpt}");
+            assert_eq!(r.error, None, "{rcpt}");
+            assert_eq!(r.recipient, rcpt);
+        }
+    }
+
+    #[test]
+    fn virtual_alias_domain_without_alias_bounces() {
+        let r = resolve(&params(), "nobody@alias.example");
+        assert_eq!(r.class, AddressClass::VirtualAlias);
+        assert_eq!(dest(&r), "error:5.1.1 User unknown in virtual alias table");
+        assert_eq!(
+            r.error,
+            Some((
+                "5.1.1".to_string(),
+                "User unknown in virtual alias table".to_string()
+            ))
+        );
+    }
+
+    #[test]
+    fn relayhost_for_relay_and_default_only() {
+        let mut p = params();
+        p.relayhost = "[smarthost.example]:587".into();
+        let cases = [
+            ("a@remote.org", "smtp:[smarthost.example]:587"),
+            ("a@relay.example", "relay:[smarthost.example]:587"),
+            ("a@mbox.example", "virtual:mbox.example"),
+            ("a@example.com", "local:mail.example.com"),
+        ];
+        for (rcpt, want) in cases {
+            assert_eq!(dest(&resolve(&p, rcpt)), want, "{rcpt}");
+        }
+    }
+
+    #[test]
+    fn class_transport_with_and_without_nexthop() {
+        let mut p = params();
+        p.local_transport = "local".into();
+        p.default_transport = "smtp:[outbound.example]".into();
+        assert_eq!(dest(&resolve(&p, "a@example.com")), "local:example.com");
+        assert_eq!(dest(&resolve(&p, "a")), "local:mail.example.com");
+        assert_eq!(
+            dest(&resolve(&p, "a@remote.org")),
+            "smtp:[outbound.example]"
+        );
+    }
+
+    #[test]
+    fn null_recipient_is_mailer_daemon() {
+        let r = resolve(&params(), "");
+        assert_eq!(r.recipient, "MAILER-DAEMON@mail.example.com");
+        assert_eq!(r.class, AddressClass::Local);
+        assert_eq!(dest(&r), "local:mail.example.com");
+    }
+
+    #[test]
+    fn dash_recipients_bounce_unless_allowed() {
+        let mut p = params();
+        let r = resolve(&p, "-oops@remote.org");
+        assert_eq!(dest(&r), "error:5.1.3 bad address syntax");
+        assert_eq!(
+            r.error,
+            Some(("5.1.3".to_string(), "bad address syntax".to_string()))
+        );
+        p.allow_min_user = true;
+        assert_eq!(dest(&resolve(&p, "-oops@remote.org")), "smtp:remote.org");
+    }
+
+    fn with_transport(text: &str) -> ResolveParams {
+        let mut p = params();
+        p.recipient_delimiter = "+".into();
+        p.transport_maps = vec![Table::parse(text, "/etc/sluice/transport").unwrap()];
+        p
+    }
+
+    #[test]
+    fn transport_maps_search_order() {
+        let p = with_transport(concat!(
+            "jane+list@remote.org   smtp:[lists.example]\n",
+            "jane@remote.org        smtp:[jane.example]\n",
+            "remote.org             smtp:[domain.example]\n",
+            ".remote.org            smtp:[parent.example]\n",
+            ".org                   smtp:[tld.example]\n",
+            "*                      smtp:[wild.example]\n",
+        ));
+        let cases = [
+            ("jane+list@remote.org", "smtp:[lists.example]"),
+            ("Jane+Other@Remote.org", "smtp:[jane.example]"),
+            ("jane@remote.org", "smtp:[jane.example]"),
+            ("bob@remote.org", "smtp:[domain.example]"),
+            ("bob@a.b.remote.org", "smtp:[parent.example]"),
+            ("bob@other.org", "smtp:[tld.example]"),
+            ("bob@other.net", "smtp:[wild.example]"),
+            // The table applies to every class but virtual alias.
+            ("bob@relay.example", "smtp:[wild.example]"),
+            ("bob@example.com", "smtp:[wild.example]"),
+            (
+                "bob@alias.example",
+                "error:5.1.1 User unknown in virtual alias table",
+            ),
+        ];
+        for (rcpt, want) in cases {
+            assert_eq!(dest(&resolve(&p, rcpt)), want, "{rcpt}");
+        }
+    }
+
+    #[test]
+    fn transport_entry_forms() {
+        let p = with_transport(concat!(
+            "keep.example      :\n",
+            "hop.example       :[other.example]\n",
+            "xport.example     relay:\n",
+            "both.example      lmtp:unix:/run/lmtp\n",
+            "dead.example      error:5.7.1 go away\n",
+            "plain.example     error:mailbox disabled\n",
+            "empty.example     error:\n",
+            "later.example     retry:4.4.1 try later\n",
+            "Upper.example     smtp:[MX.Upper.Example]\n",
+        ));
+        let cases = [
+            ("a@keep.example", "smtp:keep.example", None),
+            ("a@hop.example", "smtp:[other.example]", None),
+            ("a@xport.example", "relay:xport.example", None),
+            ("a@both.example", "lmtp:unix:/run/lmtp", None),
+            (
+                "a@dead.example",
+                "error:5.7.1 go away",
+                Some(("5.7.1", "go away")),
+            ),
+            (
+                "a@plain.example",
+                "error:mailbox disabled",
+                Some(("5.0.0", "mailbox disabled")),
+            ),
+            (
+                "a@empty.example",
+                "error:Address is undeliverable",
+                Some(("5.0.0", "Address is undeliverable")),
+            ),
+            ("a@later.example", "retry:4.4.1 try later", None),
+            ("a@upper.example", "smtp:[MX.Upper.Example]", None),
+        ];
+        for (rcpt, want, error) in cases {
+            let r = resolve(&p, rcpt);
+            assert_eq!(dest(&r), want, "{rcpt}");
+            let error = error.map(|(d, t)| (d.to_string(), t.to_string()));
+            assert_eq!(r.error, error, "{rcpt}");
+        }
+    }
+
+    #[test]
+    fn empty_transport_keeps_relayhost() {
+        let mut p = with_transport("remote.org :\nhop.org :[x]\n");
+        p.relayhost = "[smart]".into();
+        assert_eq!(dest(&resolve(&p, "a@remote.org")), "smtp:[smart]");
+        assert_eq!(dest(&resolve(&p, "a@hop.org")), "smtp:[x]");
+    }
+
+    #[test]
+    fn first_table_with_the_key_wins() {
+        let mut p = with_transport("remote.org smtp:[first]\n");
+        p.transport_maps.push(
+            Table::parse("remote.org smtp:[second]\nother.org smtp:[second]\n", "t2").unwrap(),
+        );
+        assert_eq!(dest(&resolve(&p, "a@remote.org")), "smtp:[first]");
+        assert_eq!(dest(&resolve(&p, "a@other.org")), "smtp:[second]");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any input resolves without panicking to a non-empty transport,
+        /// and only the error transport carries an error.
+        #[test]
+        fn total(rcpt in "[-a-zA-Z0-9@.\"\\[\\]:+ ]{0,40}") {
+            let p = with_transport("* :\n.org relay:\n");
+            let r = resolve(&p, &rcpt);
+            prop_assert!(!r.destination.transport.is_empty());
+            prop_assert_eq!(r.error.is_some(), r.destination.transport == "error");
+        }
+    }
+}
