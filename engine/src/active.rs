@@ -121,7 +121,9 @@ impl Active {
         let mut deferred = self.deferred.borrow_mut();
         for m in log.index().iter() {
             match m.state {
-                QueueState::Incoming | QueueState::Active => incoming.push((m.arrival_us, m.qid.clone())),
+                QueueState::Incoming | QueueState::Active => {
+                    incoming.push((m.arrival_us, m.qid.clone()))
+                }
                 QueueState::Deferred => {
                     deferred.insert((m.next_attempt_us.unwrap_or(0), m.qid.clone()));
                 }
@@ -215,7 +217,9 @@ impl Active {
             let sleep_for = {
                 let d = self.deferred.borrow();
                 match d.first() {
-                    Some((t, _)) => Duration::from_micros(t.saturating_sub(now_us())).min(IDLE_TICK),
+                    Some((t, _)) => {
+                        Duration::from_micros(t.saturating_sub(now_us())).min(IDLE_TICK)
+                    }
                     None => IDLE_TICK,
                 }
             };
@@ -300,7 +304,7 @@ impl Active {
                 continue;
             }
             let dest = resolved.destination;
-            if self.params.defer_transports.iter().any(|t| *t == dest.transport) {
+            if self.params.defer_transports.contains(&dest.transport) {
                 immediate.push((
                     i,
                     RcptOutcome::Deferred {
@@ -315,7 +319,14 @@ impl Active {
                     i,
                     RcptOutcome::Deferred {
                         dsn: "4.3.0".into(),
-                        reason: format!("{} delivery is not available", if dest.transport.starts_with("local") { "local" } else { dest.transport.as_str() }),
+                        reason: format!(
+                            "{} delivery is not available",
+                            if dest.transport.starts_with("local") {
+                                "local"
+                            } else {
+                                dest.transport.as_str()
+                            }
+                        ),
                     },
                 ));
                 continue;
@@ -391,7 +402,8 @@ impl Active {
                 }
             }
         };
-        let expired = forced || backoff::is_expired(arrival, now, &self.params.backoff, null_sender);
+        let expired =
+            forced || backoff::is_expired(arrival, now, &self.params.backoff, null_sender);
         let mut records = Vec::with_capacity(o.report.outcomes.len());
         for (idx, outcome) in &o.report.outcomes {
             let status = match outcome {
@@ -463,9 +475,9 @@ impl Active {
             None => return,
         };
         if meta.recipients.iter().any(|r| !r.done) {
-            let next = meta
-                .next_attempt_us
-                .unwrap_or_else(|| backoff::next_attempt_us(meta.arrival_us, now_us(), &self.params.backoff));
+            let next = meta.next_attempt_us.unwrap_or_else(|| {
+                backoff::next_attempt_us(meta.arrival_us, now_us(), &self.params.backoff)
+            });
             if meta.state != QueueState::Hold {
                 self.deferred.borrow_mut().insert((next, qid.clone()));
             }
@@ -483,25 +495,42 @@ impl Active {
             .collect();
         let mut ok = true;
         if !failed.is_empty() {
-            let remote = flight.as_ref().map(|f| f.remote.clone()).unwrap_or_default();
+            let remote = flight
+                .as_ref()
+                .map(|f| f.remote.clone())
+                .unwrap_or_default();
             let failed: Vec<(u32, String, Option<String>, String)> = failed
                 .iter()
-                .map(|(i, r)| (*i, r.address.clone(), r.orcpt.clone(), r.reason.clone().unwrap_or_default()))
+                .map(|(i, r)| {
+                    (
+                        *i,
+                        r.address.clone(),
+                        r.orcpt.clone(),
+                        r.reason.clone().unwrap_or_default(),
+                    )
+                })
                 .collect();
             ok = self.send_failure_notice(qid, &meta, &failed, &remote).await;
         }
         if !ok {
             // The notice is not durable: keep the message and try again later.
-            self.deferred
-                .borrow_mut()
-                .insert((now_us() + self.params.backoff.minimal_backoff.as_micros() as u64, qid.clone()));
+            self.deferred.borrow_mut().insert((
+                now_us() + self.params.backoff.minimal_backoff.as_micros() as u64,
+                qid.clone(),
+            ));
             return;
         }
-        match self.committer.commit(&Record::Done { qid: qid.clone() }).await {
+        match self
+            .committer
+            .commit(&Record::Done { qid: qid.clone() })
+            .await
+        {
             Ok(()) => tracing::info!(target: "qmgr", "{qid}: removed"),
             Err(e) => {
                 tracing::warn!(target: "qmgr", "warning: {qid}: cannot record completion: {e:?}");
-                self.deferred.borrow_mut().insert((now_us() + 1_000_000, qid.clone()));
+                self.deferred
+                    .borrow_mut()
+                    .insert((now_us() + 1_000_000, qid.clone()));
             }
         }
     }
@@ -533,7 +562,9 @@ impl Active {
             .iter()
             .map(|(i, address, orcpt, stored)| {
                 let (dsn, text) = stored.split_once(' ').unwrap_or(("5.0.0", stored.as_str()));
-                let remote_mta = remote.get(i).map(|s| s.split('[').next().unwrap_or(s).to_string());
+                let remote_mta = remote
+                    .get(i)
+                    .map(|s| s.split('[').next().unwrap_or(s).to_string());
                 NoticeRcpt {
                     address: address.clone(),
                     original: None,
@@ -606,7 +637,9 @@ impl Active {
 /// (in reply to RCPT TO command)`: the reply itself, for Diagnostic-Code.
 fn diagnostic_reply(reason: &str) -> String {
     let r = reason.split_once(" said: ").map_or(reason, |(_, r)| r);
-    r.rsplit_once(" (in reply to ").map_or(r, |(a, _)| a).to_string()
+    r.rsplit_once(" (in reply to ")
+        .map_or(r, |(a, _)| a)
+        .to_string()
 }
 
 fn log_local_outcome(qid: &QueueId, r: &Recipient, o: &RcptOutcome, arrival_us: u64, now: u64) {

@@ -290,10 +290,14 @@ pub fn read_offline(queue_dir: &Path) -> Result<Vec<QueueSummary>, ControlError>
     Ok(all)
 }
 
-/// Serve one control connection (runs on the shard that owns `log`).
+/// Serve one control connection (runs on the shard it connected to).
+///
+/// Requests (one line): `showq`; `flush` (every deferred message due now,
+/// and pickup scans maildrop/); `postsuper …` (see
+/// [`sluice_storage::admin::decode_request`]).
 pub async fn serve(
     stream: glommio::net::UnixStream,
-    log: std::rc::Rc<std::cell::RefCell<ShardLog>>,
+    shard: std::rc::Rc<crate::shard::Shard>,
 ) -> std::io::Result<()> {
     use futures_lite::{AsyncReadExt, AsyncWriteExt};
     let mut stream = stream;
@@ -306,16 +310,87 @@ pub async fn serve(
         }
         req.extend_from_slice(&buf[..n]);
     }
-    let answer = match req.split(|&b| b == b'\n').next() {
-        Some(b"showq") => {
-            let mut s = render_showq(log.borrow().index().iter());
+    let line = req.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line).into_owned();
+    let answer = match line.as_str() {
+        "showq" => {
+            let mut s = render_showq(shard.log.borrow().index().iter());
             s.push_str(".\n");
             s
+        }
+        "flush" => {
+            shard.active.flush();
+            if let Some(p) = &shard.pickup {
+                p.wake();
+            }
+            ".\n".to_string()
+        }
+        l if l.starts_with("postsuper ") => postsuper(&shard, l).await,
+        l if l.starts_with("flush-qid ") => {
+            if let Ok(q) = sluice_storage::qid::QueueId::parse(&l["flush-qid ".len()..]) {
+                if shard.log.borrow().index().get(&q).is_some() {
+                    shard.active.make_due(q);
+                }
+            }
+            ".\n".to_string()
+        }
+        l if l.starts_with("flush-site ") => {
+            let site = l["flush-site ".len()..]
+                .trim()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_ascii_lowercase();
+            let due: Vec<sluice_storage::qid::QueueId> = shard
+                .log
+                .borrow()
+                .index()
+                .iter()
+                .filter(|m| m.state == sluice_storage::record::QueueState::Deferred)
+                .filter(|m| {
+                    m.recipients.iter().any(|r| {
+                        !r.done
+                            && r.address
+                                .rsplit_once('@')
+                                .is_some_and(|(_, d)| d.eq_ignore_ascii_case(&site))
+                    })
+                })
+                .map(|m| m.qid.clone())
+                .collect();
+            for q in due {
+                shard.active.make_due(q);
+            }
+            ".\n".to_string()
         }
         _ => "?\n".to_string(),
     };
     stream.write_all(answer.as_bytes()).await?;
     stream.close().await
+}
+
+/// Apply a postsuper request to this shard's messages: plan from the
+/// index, make the records durable, then answer the per-message lines.
+async fn postsuper(shard: &crate::shard::Shard, line: &str) -> String {
+    use sluice_storage::admin::{self, AdminOp};
+    let (op, queues, targets) = match admin::decode_request(line) {
+        Ok(r) => r,
+        Err(e) => return admin::encode_error_answer(&e.to_string()),
+    };
+    let plan = admin::plan(shard.log.borrow().index(), op, &targets, queues.as_deref());
+    if let Err(e) = shard.committer.commit_all(&plan.records).await {
+        return admin::encode_error_answer(&format!("queue write failed: {e:?}"));
+    }
+    if matches!(
+        op,
+        AdminOp::Release | AdminOp::Requeue | AdminOp::ExpireRelease | AdminOp::Expire
+    ) {
+        for r in &plan.records {
+            shard.active.make_due(r.qid().clone());
+        }
+    }
+    for l in &plan.lines {
+        tracing::info!(target: "postsuper", "{l}");
+    }
+    admin::encode_answer(op, &plan)
 }
 
 #[cfg(test)]

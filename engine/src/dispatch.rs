@@ -27,7 +27,7 @@ use sluice_agents::dns::Resolver;
 use sluice_agents::smtp::{Connection, SmtpParams};
 
 use crate::mesh::{Outcome, QmgrEntry};
-use crate::qmgr::scheduler::Scheduler;
+use crate::qmgr::{Refusal, Scheduler};
 use crate::runtime::{GlommioClock, GlommioDns};
 use crate::scache::{Cached, Scache};
 
@@ -48,9 +48,7 @@ pub fn now_us() -> u64 {
 /// digits with at most two decimals, trailing zeros dropped.
 pub fn fmt_delay(s: f64) -> String {
     let s = if s.is_finite() && s > 0.0 { s } else { 0.0 };
-    let text = if s >= 100.0 {
-        format!("{s:.0}")
-    } else if s >= 10.0 {
+    let text = if s >= 10.0 {
         format!("{s:.0}")
     } else if s >= 1.0 {
         format!("{s:.1}")
@@ -59,7 +57,11 @@ pub fn fmt_delay(s: f64) -> String {
     };
     if text.contains('.') {
         let t = text.trim_end_matches('0').trim_end_matches('.');
-        if t.is_empty() { "0".to_string() } else { t.to_string() }
+        if t.is_empty() {
+            "0".to_string()
+        } else {
+            t.to_string()
+        }
     } else {
         text
     }
@@ -116,15 +118,18 @@ impl Dispatch {
 
     /// Entries for a destination we schedule.
     pub fn enqueue(&self, dest: Destination, entries: Vec<QmgrEntry>) {
-        let refused = self.sched.borrow_mut().enqueue(dest.clone(), entries, now_us());
-        if !refused.is_empty() {
-            self.defer_entries(
-                &dest,
-                refused,
-                "4.4.5",
-                "delivery temporarily suspended: too many recipients queued for this destination"
-                    .to_string(),
-            );
+        let refused = self
+            .sched
+            .borrow_mut()
+            .enqueue(dest.clone(), entries, now_us());
+        if let Some(r) = refused {
+            let reason = match r.why {
+                Refusal::Suspended { reason } => reason,
+                Refusal::Full => {
+                    "delivery temporarily suspended: too many recipients queued".to_string()
+                }
+            };
+            self.defer_entries(&dest, r.entries, "4.4.1", reason);
         }
         self.wake();
     }
@@ -161,7 +166,7 @@ impl Dispatch {
                 break;
             }
             loop {
-                let next = self.sched.borrow_mut().next(now_us());
+                let next = self.sched.borrow_mut().next_delivery();
                 let Some((dest, entries)) = next else { break };
                 let me = self.clone();
                 self.running.set(self.running.get() + 1);
@@ -184,12 +189,19 @@ impl Dispatch {
             .await;
         }
         sweeper.await;
-        for c in self.scache.borrow_mut().drain() {
+        let idle = self.scache.borrow_mut().drain();
+        for c in idle {
             c.quit(&GlommioClock).await;
         }
     }
 
-    fn defer_entries(&self, dest: &Destination, entries: Vec<QmgrEntry>, dsn: &str, reason: String) {
+    fn defer_entries(
+        &self,
+        dest: &Destination,
+        entries: Vec<QmgrEntry>,
+        dsn: &str,
+        reason: String,
+    ) {
         // Group by message: one outcome per message.
         let mut by_msg: Vec<(std::sync::Arc<crate::mesh::MessageShared>, Vec<u32>)> = Vec::new();
         for e in entries {
@@ -250,16 +262,16 @@ impl Dispatch {
         for (e, (_, outcome)) in entries.iter().zip(report.outcomes.iter()) {
             log_delivery(&msg, &e.rcpt, outcome, &report, started_us);
         }
+        let why = report
+            .outcomes
+            .first()
+            .map(|(_, o)| o.reason().to_string())
+            .unwrap_or_default();
         let dead = self
             .sched
             .borrow_mut()
-            .done(&dest, report.feedback, now_us());
+            .done(&dest, report.feedback, &why, now_us());
         if !dead.is_empty() {
-            let why = report
-                .outcomes
-                .first()
-                .map(|(_, o)| o.reason().to_string())
-                .unwrap_or_default();
             self.defer_entries(
                 &dest,
                 dead,
@@ -277,7 +289,12 @@ impl Dispatch {
         );
     }
 
-    async fn attempt(&self, dest: &Destination, req: &DeliveryRequest, content: &[u8]) -> DeliveryReport {
+    async fn attempt(
+        &self,
+        dest: &Destination,
+        req: &DeliveryRequest,
+        content: &[u8],
+    ) -> DeliveryReport {
         let setup_start = Instant::now();
         let mut cached = self.scache.borrow_mut().take(dest, setup_start);
         if cached.is_none() {
@@ -290,7 +307,15 @@ impl Dispatch {
                     })
                 }
                 Err((outcome, feedback)) => {
-                    return all(req, outcome, "none".into(), 0, setup_start.elapsed().as_secs_f64(), feedback, false);
+                    return all(
+                        req,
+                        outcome,
+                        "none".into(),
+                        0,
+                        setup_start.elapsed().as_secs_f64(),
+                        feedback,
+                        false,
+                    );
                 }
             }
         }
@@ -324,14 +349,24 @@ impl Dispatch {
                     && self.scache.borrow().reusable(c.born, c.uses, now)
                     && c.conn.reset(&GlommioClock).await.is_ok()
                 {
-                    if let Some(extra) = self.scache.borrow_mut().put(req.destination.clone(), c, Instant::now()) {
-                        glommio::spawn_local(async move { extra.quit(&GlommioClock).await }).detach();
+                    if let Some(extra) =
+                        self.scache
+                            .borrow_mut()
+                            .put(req.destination.clone(), c, Instant::now())
+                    {
+                        glommio::spawn_local(async move { extra.quit(&GlommioClock).await })
+                            .detach();
                     }
                 } else {
                     glommio::spawn_local(async move { c.conn.quit(&GlommioClock).await }).detach();
                 }
                 DeliveryReport {
-                    outcomes: req.recipients.iter().map(|r| r.index).zip(outcomes).collect(),
+                    outcomes: req
+                        .recipients
+                        .iter()
+                        .map(|r| r.index)
+                        .zip(outcomes)
+                        .collect(),
                     relay,
                     conn_use,
                     setup_s,
@@ -345,7 +380,12 @@ impl Dispatch {
                 // the rest carry the failure (Postfix's smtp_bulk_fail).
                 glommio::spawn_local(async move { c.conn.quit(&GlommioClock).await }).detach();
                 DeliveryReport {
-                    outcomes: req.recipients.iter().map(|r| r.index).zip(e.outcomes).collect(),
+                    outcomes: req
+                        .recipients
+                        .iter()
+                        .map(|r| r.index)
+                        .zip(e.outcomes)
+                        .collect(),
                     relay,
                     conn_use: c.uses,
                     setup_s,
@@ -358,30 +398,29 @@ impl Dispatch {
     }
 
     /// Resolve the nexthop and connect to the first address that answers.
-    async fn connect(&self, dest: &Destination) -> Result<Connection<TcpStream>, (RcptOutcome, Feedback)> {
+    async fn connect(
+        &self,
+        dest: &Destination,
+    ) -> Result<Connection<TcpStream>, (RcptOutcome, Feedback)> {
         let (host, port, mx) = parse_nexthop(&dest.nexthop);
-        let mut candidates: Vec<(String, IpAddr)> = Vec::new();
         let lookup = if mx {
-            self.resolver
-                .mx_hosts(&host, now_us())
-                .await
-                .map(|hosts| {
-                    hosts
-                        .into_iter()
-                        .flat_map(|h| {
-                            let name = h.name.clone();
-                            h.addrs.into_iter().map(move |a| (name.clone(), a))
-                        })
-                        .collect::<Vec<_>>()
-                })
+            self.resolver.mx_hosts(&host, now_us()).await.map(|hosts| {
+                hosts
+                    .into_iter()
+                    .flat_map(|h| {
+                        let name = h.name.clone();
+                        h.addrs.into_iter().map(move |a| (name.clone(), a))
+                    })
+                    .collect::<Vec<_>>()
+            })
         } else {
             self.resolver
                 .host_addrs(&host)
                 .await
                 .map(|addrs| addrs.into_iter().map(|a| (host.clone(), a)).collect())
         };
-        match lookup {
-            Ok(c) => candidates = c,
+        let candidates: Vec<(String, IpAddr)> = match lookup {
+            Ok(c) => c,
             Err(e) => {
                 let outcome = if e.is_permanent() {
                     RcptOutcome::Bounced {
@@ -394,10 +433,14 @@ impl Dispatch {
                         reason: e.reason(),
                     }
                 };
-                let fb = if e.is_permanent() { Feedback::Success } else { Feedback::Failure };
+                let fb = if e.is_permanent() {
+                    Feedback::Success
+                } else {
+                    Feedback::Failure
+                };
                 return Err((outcome, fb));
             }
-        }
+        };
         let mut last = format!("no address for {host}");
         let mut last_feedback = Feedback::Failure;
         let mut last_permanent = false;
@@ -450,13 +493,22 @@ fn io_reason(e: &std::io::Error) -> String {
 /// `[host]:port` (no MX), `host:port`, `host`, or `[ip]`.
 pub fn parse_nexthop(nexthop: &str) -> (String, u16, bool) {
     let (hostpart, port) = match nexthop.rsplit_once(':') {
-        Some((h, p)) if !h.is_empty() && p.chars().all(|c| c.is_ascii_digit()) && !h.ends_with(':') && (h.starts_with('[') || !h.contains(':')) => {
+        Some((h, p))
+            if !h.is_empty()
+                && p.chars().all(|c| c.is_ascii_digit())
+                && !h.ends_with(':')
+                && (h.starts_with('[') || !h.contains(':')) =>
+        {
             (h, p.parse().unwrap_or(25))
         }
         _ => (nexthop, 25),
     };
     match hostpart.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        Some(h) => (h.strip_prefix("IPv6:").unwrap_or(h).to_string(), port, false),
+        Some(h) => (
+            h.strip_prefix("IPv6:").unwrap_or(h).to_string(),
+            port,
+            false,
+        ),
         None => (hostpart.to_string(), port, true),
     }
 }
@@ -471,7 +523,11 @@ fn all(
     peer_dsn: bool,
 ) -> DeliveryReport {
     DeliveryReport {
-        outcomes: req.recipients.iter().map(|r| (r.index, outcome.clone())).collect(),
+        outcomes: req
+            .recipients
+            .iter()
+            .map(|r| (r.index, outcome.clone()))
+            .collect(),
         relay,
         conn_use,
         setup_s,
@@ -493,7 +549,12 @@ fn log_delivery(
     let delay = s(msg.arrival_us, now);
     let a = s(msg.arrival_us, msg.active_us);
     let b = s(msg.active_us, started_us);
-    let orig = match rcpt.orcpt.as_deref().and_then(|o| o.split_once(';')).map(|(_, a)| a.trim()) {
+    let orig = match rcpt
+        .orcpt
+        .as_deref()
+        .and_then(|o| o.split_once(';'))
+        .map(|(_, a)| a.trim())
+    {
         Some(o) if !o.eq_ignore_ascii_case(&rcpt.address) => format!(", orig_to=<{o}>"),
         _ => String::new(),
     };
@@ -536,10 +597,22 @@ mod tests {
 
     #[test]
     fn nexthops() {
-        assert_eq!(parse_nexthop("example.org"), ("example.org".into(), 25, true));
-        assert_eq!(parse_nexthop("[mx.example.org]:2525"), ("mx.example.org".into(), 2525, false));
-        assert_eq!(parse_nexthop("[127.0.0.1]:2526"), ("127.0.0.1".into(), 2526, false));
-        assert_eq!(parse_nexthop("example.org:587"), ("example.org".into(), 587, true));
+        assert_eq!(
+            parse_nexthop("example.org"),
+            ("example.org".into(), 25, true)
+        );
+        assert_eq!(
+            parse_nexthop("[mx.example.org]:2525"),
+            ("mx.example.org".into(), 2525, false)
+        );
+        assert_eq!(
+            parse_nexthop("[127.0.0.1]:2526"),
+            ("127.0.0.1".into(), 2526, false)
+        );
+        assert_eq!(
+            parse_nexthop("example.org:587"),
+            ("example.org".into(), 587, true)
+        );
         assert_eq!(parse_nexthop("[IPv6:::1]:25"), ("::1".into(), 25, false));
     }
 }

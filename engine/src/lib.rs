@@ -9,13 +9,20 @@
 //! - [`control`]: the control socket used by postqueue.
 //! - [`logging`]: Postfix-shaped log lines.
 
+pub mod active;
 pub mod commit;
 pub mod config;
 pub mod control;
+pub mod dispatch;
 pub mod listen;
 pub mod logging;
 pub mod master;
+pub mod mesh;
+pub mod pickup;
 pub mod qmgr;
+pub mod runtime;
+pub mod scache;
+pub mod services;
 pub mod shard;
 pub mod smtpd;
 pub mod smtpd_check;

@@ -20,6 +20,8 @@ use glommio::{LocalExecutorBuilder, Placement};
 use crate::config::Config;
 use crate::control;
 use crate::listen;
+use crate::mesh;
+use crate::services::ServiceParams;
 use crate::shard::{self, ShardSpec, StopFlag};
 use crate::smtpd::SmtpdService;
 
@@ -178,6 +180,12 @@ pub fn run_foreground(config: Config) -> Result<(), MasterError> {
         tracing::warn!(target: "master", "warning: the queue holds {existing} shards, more than sluice_shards = {}; serving all of them", params.sluice_shards);
     }
 
+    let mut warnings = Vec::new();
+    let services = ServiceParams::from_config(&config, nshards, &mut warnings)
+        .map_err(|e| MasterError::Other(e.to_string()))?;
+    for w in &warnings {
+        tracing::warn!(target: "master", "warning: {w}");
+    }
     for l in &config.listeners {
         listen::probe(l.addr)?;
     }
@@ -197,7 +205,9 @@ pub fn run_foreground(config: Config) -> Result<(), MasterError> {
     let cpus = allowed_cpus();
     let unprivileged = unsafe { libc::geteuid() } != 0;
     let mut handles = Vec::new();
-    for (id, listeners) in per_shard.into_iter().enumerate() {
+    let meshes = mesh::build(nshards);
+    for ((id, listeners), mesh_ends) in per_shard.into_iter().enumerate().zip(meshes) {
+        let services = services.clone();
         let params = config.params.clone();
         let dir = queue_dir.join(id.to_string());
         let qd = queue_dir.clone();
@@ -229,6 +239,8 @@ pub fn run_foreground(config: Config) -> Result<(), MasterError> {
                 let spec = ShardSpec {
                     id,
                     dir,
+                    services,
+                    mesh: mesh_ends,
                     queue_dir: qd,
                     params,
                     listeners,

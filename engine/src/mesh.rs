@@ -8,7 +8,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use glommio::channels::shared_channel::{self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender};
+use glommio::channels::shared_channel::{
+    self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender,
+};
 use sluice_agents::delivery::{DeliveryRcpt, DeliveryReport, Destination};
 use sluice_protocols::envelope::MailParams;
 use sluice_storage::qid::QueueId;
@@ -42,6 +44,13 @@ pub struct QmgrEntry {
     pub rcpt: DeliveryRcpt,
 }
 
+impl crate::qmgr::Entry for QmgrEntry {
+    type Key = QueueId;
+    fn message(&self) -> &QueueId {
+        &self.msg.qid
+    }
+}
+
 /// A delivery's outcome on its way back to the storing shard.
 #[derive(Debug)]
 pub struct Outcome {
@@ -56,6 +65,8 @@ pub enum ShardMsg {
     Enqueue(Destination, Vec<QmgrEntry>),
     /// Results for messages this shard stores.
     Outcome(Outcome),
+    /// Stands for a message a failed send did not hand back.
+    Lost,
 }
 
 /// One shard's unconnected ends, made on the master thread.
@@ -96,18 +107,37 @@ impl Mesh {
     /// Connect this shard's ends (inside its executor); returns the
     /// receivers to poll.
     pub async fn connect(id: usize, ends: MeshEnds) -> (Mesh, Vec<ConnectedReceiver<ShardMsg>>) {
-        let mut senders = Vec::with_capacity(ends.senders.len());
-        for s in ends.senders {
-            senders.push(match s {
-                Some(s) => Some(s.connect().await),
+        // A connect completes only when the other end connects too, so all
+        // ends connect at once (one after another would deadlock shards
+        // that wait for each other).
+        let senders: Vec<_> = ends
+            .senders
+            .into_iter()
+            .map(|s| s.map(|s| glommio::spawn_local(s.connect())))
+            .collect();
+        let receivers: Vec<_> = ends
+            .receivers
+            .into_iter()
+            .map(|r| glommio::spawn_local(r.connect()))
+            .collect();
+        let mut connected = Vec::with_capacity(senders.len());
+        for s in senders {
+            connected.push(match s {
+                Some(t) => Some(t.await),
                 None => None,
             });
         }
-        let mut receivers = Vec::with_capacity(ends.receivers.len());
-        for r in ends.receivers {
-            receivers.push(r.connect().await);
+        let mut rx = Vec::with_capacity(receivers.len());
+        for r in receivers {
+            rx.push(r.await);
         }
-        (Mesh { id, senders }, receivers)
+        (
+            Mesh {
+                id,
+                senders: connected,
+            },
+            rx,
+        )
     }
 
     pub fn shards(&self) -> usize {
@@ -118,7 +148,12 @@ impl Mesh {
     /// the message if that shard has gone (shutdown).
     pub async fn send(&self, to: usize, msg: ShardMsg) -> Result<(), ShardMsg> {
         match self.senders.get(to).and_then(|s| s.as_ref()) {
-            Some(s) => s.send(msg).await,
+            Some(s) => s.send(msg).await.map_err(|e| match e {
+                glommio::GlommioError::Closed(glommio::ResourceType::Channel(m))
+                | glommio::GlommioError::WouldBlock(glommio::ResourceType::Channel(m)) => m,
+                // Other errors carry no message back; nothing to return.
+                _ => ShardMsg::Lost,
+            }),
             None => Err(msg),
         }
     }

@@ -60,7 +60,7 @@ impl Pickup {
     }
 
     pub async fn run(self: Rc<Self>, shard: Rc<Shard>, active: Rc<Active>) {
-        if let Err(e) = maildrop::ensure_dir(&self.queue_dir) {
+        if let Err(e) = maildrop::ensure_dir(&self.queue_dir, &shard.params.mail_owner) {
             tracing::warn!(target: "pickup", "warning: {}: {e}", maildrop::maildrop_dir(&self.queue_dir).display());
         }
         loop {
@@ -94,7 +94,8 @@ impl Pickup {
     async fn take(&self, shard: &Shard, active: &Active, path: &Path) {
         let limit = shard.params.smtpd.message_size_limit;
         let too_big = limit > 0
-            && std::fs::metadata(path).is_ok_and(|m| m.len() > limit.saturating_add(ENVELOPE_SLACK));
+            && std::fs::metadata(path)
+                .is_ok_and(|m| m.len() > limit.saturating_add(ENVELOPE_SLACK));
         let bytes = if too_big {
             Err("file larger than message_size_limit".to_string())
         } else {
@@ -104,8 +105,12 @@ impl Pickup {
             Ok(m) => m,
             Err(e) => {
                 match maildrop::quarantine(&self.queue_dir, path) {
-                    Ok(to) => tracing::warn!(target: "pickup", "warning: {}: {e}; moved to {}", path.display(), to.display()),
-                    Err(q) => tracing::warn!(target: "pickup", "warning: {}: {e}; cannot move it aside: {q}", path.display()),
+                    Ok(to) => {
+                        tracing::warn!(target: "pickup", "warning: {}: {e}; moved to {}", path.display(), to.display())
+                    }
+                    Err(q) => {
+                        tracing::warn!(target: "pickup", "warning: {}: {e}; cannot move it aside: {q}", path.display())
+                    }
                 }
                 return;
             }

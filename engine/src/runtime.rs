@@ -46,8 +46,11 @@ impl DnsTransport for GlommioDns {
                 "0.0.0.0:0".parse().map_err(io::Error::other)?
             };
             let sock = glommio::net::UdpSocket::bind(bind).map_err(io::Error::from)?;
-            sock.set_read_timeout(Some(timeout)).map_err(io::Error::from)?;
-            sock.send_to(&query, server).await.map_err(io::Error::from)?;
+            sock.set_read_timeout(Some(timeout))
+                .map_err(io::Error::from)?;
+            sock.send_to(&query, server)
+                .await
+                .map_err(io::Error::from)?;
             let deadline = std::time::Instant::now() + timeout;
             let mut buf = vec![0u8; MAX_DNS_REPLY];
             // Keep only a datagram from the server that answers this query

@@ -57,19 +57,19 @@ impl<C> Scache<C> {
     /// The most recently idle connection for `dest`, if one is still good.
     pub fn take(&mut self, dest: &Destination, now: Instant) -> Option<Cached<C>> {
         let q = self.idle.get_mut(dest)?;
-        while let Some(i) = q.pop_back() {
-            if now.duration_since(i.idle_since) <= self.params.idle_limit {
-                return Some(Cached {
-                    conn: i.conn,
-                    born: i.born,
-                    uses: i.uses,
-                });
-            }
-            // Too old to trust; the caller's expire() closes the rest.
-            q.push_front(i);
-            break;
+        // The most recently idled is the freshest; if even it is too old,
+        // none is good (expire() closes them).
+        let fresh = q
+            .back()
+            .is_some_and(|i| now.duration_since(i.idle_since) <= self.params.idle_limit);
+        if !fresh {
+            return None;
         }
-        None
+        q.pop_back().map(|i| Cached {
+            conn: i.conn,
+            born: i.born,
+            uses: i.uses,
+        })
     }
 
     /// Whether a connection that has done `uses` deliveries since `born`
@@ -146,7 +146,17 @@ mod tests {
         let mut c: Scache<u32> = Scache::new(params());
         let d = Destination::new("smtp", "example.org");
         let t0 = Instant::now();
-        assert!(c.put(d.clone(), Cached { conn: 7, born: t0, uses: 1 }, t0).is_none());
+        assert!(c
+            .put(
+                d.clone(),
+                Cached {
+                    conn: 7,
+                    born: t0,
+                    uses: 1
+                },
+                t0
+            )
+            .is_none());
         let got = c.take(&d, t0 + Duration::from_secs(1)).unwrap();
         assert_eq!((got.conn, got.uses), (7, 1));
         assert!(c.take(&d, t0).is_none());
@@ -157,7 +167,17 @@ mod tests {
         let mut c: Scache<u32> = Scache::new(params());
         let d = Destination::new("smtp", "example.org");
         let t0 = Instant::now();
-        assert!(c.put(d.clone(), Cached { conn: 1, born: t0, uses: 1 }, t0).is_none());
+        assert!(c
+            .put(
+                d.clone(),
+                Cached {
+                    conn: 1,
+                    born: t0,
+                    uses: 1
+                },
+                t0
+            )
+            .is_none());
         assert!(c.take(&d, t0 + Duration::from_secs(3)).is_none());
         assert_eq!(c.expire(t0 + Duration::from_secs(3)), vec![1]);
         assert_eq!(c.idle_count(), 0);
@@ -168,12 +188,65 @@ mod tests {
         let mut c: Scache<u32> = Scache::new(params());
         let d = Destination::new("smtp", "example.org");
         let t0 = Instant::now();
-        assert_eq!(c.put(d.clone(), Cached { conn: 1, born: t0, uses: 3 }, t0), Some(1));
+        assert_eq!(
+            c.put(
+                d.clone(),
+                Cached {
+                    conn: 1,
+                    born: t0,
+                    uses: 3
+                },
+                t0
+            ),
+            Some(1)
+        );
         let old = t0;
         let later = t0 + Duration::from_secs(301);
-        assert_eq!(c.put(d.clone(), Cached { conn: 2, born: old, uses: 1 }, later), Some(2));
-        assert!(c.put(d.clone(), Cached { conn: 3, born: t0, uses: 1 }, t0).is_none());
-        assert!(c.put(d.clone(), Cached { conn: 4, born: t0, uses: 1 }, t0).is_none());
-        assert_eq!(c.put(d.clone(), Cached { conn: 5, born: t0, uses: 1 }, t0), Some(5));
+        assert_eq!(
+            c.put(
+                d.clone(),
+                Cached {
+                    conn: 2,
+                    born: old,
+                    uses: 1
+                },
+                later
+            ),
+            Some(2)
+        );
+        assert!(c
+            .put(
+                d.clone(),
+                Cached {
+                    conn: 3,
+                    born: t0,
+                    uses: 1
+                },
+                t0
+            )
+            .is_none());
+        assert!(c
+            .put(
+                d.clone(),
+                Cached {
+                    conn: 4,
+                    born: t0,
+                    uses: 1
+                },
+                t0
+            )
+            .is_none());
+        assert_eq!(
+            c.put(
+                d.clone(),
+                Cached {
+                    conn: 5,
+                    born: t0,
+                    uses: 1
+                },
+                t0
+            ),
+            Some(5)
+        );
     }
 }

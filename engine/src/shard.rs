@@ -18,9 +18,16 @@ use sluice_agents::cleanup::CleanupParams;
 use sluice_storage::log::{LogOptions, ShardLog};
 use sluice_storage::qid::QidGenerator;
 
+use sluice_agents::delivery::Destination;
+
+use crate::active::{Active, Router};
 use crate::commit::Committer;
 use crate::config::MainParams;
 use crate::control;
+use crate::dispatch::{Dispatch, OutcomeSink};
+use crate::mesh::{shard_for, Mesh, MeshEnds, Outcome, QmgrEntry, ShardMsg};
+use crate::pickup::Pickup;
+use crate::services::ServiceParams;
 use crate::smtpd::{self, SmtpdService};
 
 /// How often a shard looks at the master's stop flag.
@@ -73,9 +80,60 @@ pub struct ShardSpec {
     pub dir: PathBuf,
     pub queue_dir: PathBuf,
     pub params: Rc<MainParams>,
+    pub services: ServiceParams,
+    pub mesh: MeshEnds,
     pub listeners: Vec<(std::net::TcpListener, SmtpdService)>,
     pub stop: StopFlag,
     pub drain_limit: Duration,
+}
+
+/// How long running deliveries may go on after the stop before the shard
+/// exits anyway (their messages stay queued and are tried again).
+const DELIVERY_DRAIN_LIMIT: Duration = Duration::from_secs(5);
+
+/// Outcomes and entries cross shards through the mesh, or stay here.
+struct Links {
+    id: usize,
+    mesh: Rc<Mesh>,
+    active: std::cell::OnceCell<Rc<Active>>,
+    dispatch: std::cell::OnceCell<Rc<Dispatch>>,
+}
+
+impl Router for Links {
+    fn route(&self, dest: Destination, entries: Vec<QmgrEntry>) {
+        let to = shard_for(&dest, self.mesh.shards());
+        if to == self.id {
+            if let Some(d) = self.dispatch.get() {
+                d.enqueue(dest, entries);
+            }
+            return;
+        }
+        let mesh = self.mesh.clone();
+        glommio::spawn_local(async move {
+            if mesh.send(to, ShardMsg::Enqueue(dest, entries)).await.is_err() {
+                tracing::warn!(target: "qmgr", "warning: shard {to} is gone; entries dropped until the next queue run");
+            }
+        })
+        .detach();
+    }
+}
+
+impl OutcomeSink for Links {
+    fn deliver_outcome(&self, origin: usize, outcome: Outcome) {
+        if origin == self.id {
+            if let Some(a) = self.active.get() {
+                glommio::spawn_local(a.clone().on_outcome(outcome)).detach();
+            }
+            return;
+        }
+        let mesh = self.mesh.clone();
+        glommio::spawn_local(async move {
+            if mesh.send(origin, ShardMsg::Outcome(outcome)).await.is_err() {
+                tracing::warn!(target: "qmgr", "warning: shard {origin} is gone; an outcome is lost (the message is retried)");
+            }
+        })
+        .detach();
+    }
 }
 
 pub struct Shard {
@@ -84,8 +142,14 @@ pub struct Shard {
     pub cleanup: CleanupParams,
     pub committer: Rc<Committer>,
     pub log: Rc<RefCell<ShardLog>>,
-    pub qidgen: RefCell<QidGenerator>,
+    pub qidgen: Rc<RefCell<QidGenerator>>,
     pub shutdown: ShutdownWatch,
+    /// qmgr's storing half for this shard's messages.
+    pub active: Rc<Active>,
+    /// qmgr's scheduling half for the destinations this shard owns.
+    pub dispatch: Rc<Dispatch>,
+    /// pickup runs on shard 0 only.
+    pub pickup: Option<Rc<Pickup>>,
     sessions: RefCell<HashMap<u64, RawFd>>,
     next_session: Cell<u64>,
 }
@@ -115,6 +179,11 @@ impl Shard {
 
     pub fn session_count(&self) -> usize {
         self.sessions.borrow().len()
+    }
+
+    /// The master asked us to stop.
+    pub fn shutdown_requested(&self) -> bool {
+        self.shutdown.flag.is_draining()
     }
 }
 
@@ -159,6 +228,33 @@ pub async fn run(spec: ShardSpec, ready: impl FnOnce(Result<(), String>)) {
     let floor = report.max_arrival_us;
     let log = Rc::new(RefCell::new(log));
     let committer = Committer::new(log.clone());
+    let qidgen = Rc::new(RefCell::new(QidGenerator::new(spec.id as u16, floor)));
+    let (mesh, receivers) = Mesh::connect(spec.id, spec.mesh).await;
+    let links = Rc::new(Links {
+        id: spec.id,
+        mesh: Rc::new(mesh),
+        active: std::cell::OnceCell::new(),
+        dispatch: std::cell::OnceCell::new(),
+    });
+    let active = Active::new(
+        spec.id,
+        log.clone(),
+        committer.clone(),
+        qidgen.clone(),
+        spec.services.active(),
+    );
+    active.set_router(links.clone());
+    let dispatch = Dispatch::new(
+        spec.id,
+        spec.services.scheduler(),
+        spec.services.scache(),
+        spec.services.resolver(),
+        spec.services.smtp.clone(),
+        links.clone(),
+    );
+    let _ = links.active.set(active.clone());
+    let _ = links.dispatch.set(dispatch.clone());
+    let pickup = (spec.id == 0).then(|| Pickup::new(&spec.queue_dir));
     let shard = Rc::new(Shard {
         id: spec.id,
         cleanup: CleanupParams {
@@ -172,7 +268,10 @@ pub async fn run(spec: ShardSpec, ready: impl FnOnce(Result<(), String>)) {
         params: spec.params.clone(),
         committer: committer.clone(),
         log: log.clone(),
-        qidgen: RefCell::new(QidGenerator::new(spec.id as u16, floor)),
+        qidgen,
+        active: active.clone(),
+        dispatch: dispatch.clone(),
+        pickup: pickup.clone(),
         shutdown: ShutdownWatch {
             flag: spec.stop.clone(),
             forced: Cell::new(false),
@@ -181,6 +280,29 @@ pub async fn run(spec: ShardSpec, ready: impl FnOnce(Result<(), String>)) {
         next_session: Cell::new(0),
     });
     let committer_task = glommio::spawn_local(committer.clone().run());
+    let active_task = glommio::spawn_local(active.clone().run());
+    let dispatch_task = glommio::spawn_local(dispatch.clone().run());
+    let pickup_task = pickup
+        .clone()
+        .map(|p| glommio::spawn_local(p.run(shard.clone(), active.clone())));
+    let mesh_tasks: Vec<_> = receivers
+        .into_iter()
+        .map(|rx| {
+            let active = active.clone();
+            let dispatch = dispatch.clone();
+            glommio::spawn_local(async move {
+                while let Some(msg) = rx.recv().await {
+                    match msg {
+                        ShardMsg::Enqueue(dest, entries) => dispatch.enqueue(dest, entries),
+                        ShardMsg::Outcome(o) => {
+                            glommio::spawn_local(active.clone().on_outcome(o)).detach();
+                        }
+                        ShardMsg::Lost => {}
+                    }
+                }
+            })
+        })
+        .collect();
 
     // The control socket for postqueue.
     let sock = control::showq_socket(&spec.queue_dir, spec.id);
@@ -208,9 +330,9 @@ pub async fn run(spec: ShardSpec, ready: impl FnOnce(Result<(), String>)) {
                 .await;
                 match accepted {
                     Some(Ok(stream)) => {
-                        let log = shard.log.clone();
+                        let shard = shard.clone();
                         glommio::spawn_local(async move {
-                            let _ = control::serve(stream, log).await;
+                            let _ = control::serve(stream, shard).await;
                         })
                         .detach();
                     }
@@ -284,8 +406,25 @@ pub async fn run(spec: ShardSpec, ready: impl FnOnce(Result<(), String>)) {
             glommio::timer::sleep(STOP_POLL).await;
         }
     }
+    // Stop starting deliveries; let running ones finish for a while.
+    active.close();
+    dispatch.close();
+    active_task.await;
+    if let Some(t) = pickup_task {
+        t.await;
+    }
+    let limit = Instant::now() + DELIVERY_DRAIN_LIMIT;
+    while dispatch.running() > 0 && Instant::now() < limit {
+        glommio::timer::sleep(STOP_POLL).await;
+    }
+    // Let outcomes that are on their way be recorded.
+    glommio::timer::sleep(STOP_POLL).await;
     committer.close();
     committer_task.await;
+    dispatch_task.await;
+    // The mesh receivers end when every other shard dropped its senders;
+    // they hold nothing durable, so they are not awaited.
+    drop(mesh_tasks);
     let (batches, records) = committer.counters();
     tracing::info!(
         target: "master",

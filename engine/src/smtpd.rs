@@ -337,6 +337,9 @@ async fn store_message(shard: &Shard, session: &mut Session, client: &mut Client
                 "{qid}: from=<{sender}>, size={size}, nrcpt={nrcpt} (queue incoming)"
             );
             session.message_done(Ok(qid.as_str()));
+            if let Record::Message(rec) = record {
+                shard.active.accept_new(rec);
+            }
         }
         Err(CommitError::NoSpace) => {
             tracing::warn!(target: "cleanup", "{qid}: queue file write error: no space left on device");

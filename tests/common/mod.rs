@@ -88,7 +88,9 @@ impl Instance {
             format!(
                 "# test instance\nmyhostname = mx.example.test\nmydomain = example.test\n\
                  queue_directory = {}\nmynetworks = 127.0.0.0/8\ninet_interfaces = loopback-only\n\
-                 sluice_shards = 2\n{extra_main_cf}\n",
+                 sluice_shards = 2\n\
+                 # No test talks to the outside: mail stays queued unless a test says where to relay.\n\
+                 defer_transports = smtp\nsmtp_host_lookup = native\n{extra_main_cf}\n",
                 queue.display()
             ),
         )

@@ -87,6 +87,7 @@ pub static PARAMS: &[Param] = &[
     p("default_recipient_refill_limit", "100", Int),
     p("default_transport", "smtp", Str),
     p("default_transport_rate_delay", "0s", Time('s')),
+    p("defer_transports", "", List),
     p("delay_warning_time", "0h", Time('h')),
     p("disable_vrfy_command", "no", Bool),
     p("double_bounce_sender", "double-bounce", Str),
@@ -111,6 +112,7 @@ pub static PARAMS: &[Param] = &[
     p("mail_name", "Sluice", Str),
     p("mail_owner", "postfix", Str),
     p("mailbox_size_limit", "51200000", Int),
+    p("maillog_file", "", Str),
     p("masquerade_classes", "envelope_sender, header_sender, header_recipient", List),
     p("masquerade_domains", "", List),
     p("maximal_backoff_time", "4000s", Time('s')),
@@ -155,13 +157,20 @@ pub static PARAMS: &[Param] = &[
     // Sluice: shards (executors); 0 = one per online CPU.
     p("sluice_shards", "0", Int),
     p("smtp_connect_timeout", "30s", Time('s')),
+    p("smtp_connection_cache_time_limit", "2s", Time('s')),
+    p("smtp_connection_reuse_count_limit", "0", Int),
+    p("smtp_connection_reuse_time_limit", "300s", Time('s')),
     p("smtp_data_done_timeout", "600s", Time('s')),
     p("smtp_data_init_timeout", "120s", Time('s')),
     p("smtp_data_xfer_timeout", "180s", Time('s')),
+    p("smtp_helo_name", "$myhostname", Str),
     p("smtp_helo_timeout", "300s", Time('s')),
+    p("smtp_host_lookup", "dns", List),
     p("smtp_mail_timeout", "300s", Time('s')),
+    p("smtp_mx_address_limit", "5", Int),
     p("smtp_quit_timeout", "300s", Time('s')),
     p("smtp_rcpt_timeout", "300s", Time('s')),
+    p("smtp_rset_timeout", "20s", Time('s')),
     p("smtpd_banner", "$myhostname ESMTP $mail_name", Str),
     p("smtpd_client_connection_count_limit", "50", Int),
     p("smtpd_client_connection_rate_limit", "0", Int),
@@ -205,15 +214,44 @@ pub static PARAMS: &[Param] = &[
     p("virtual_mailbox_domains", "$virtual_mailbox_maps", List),
     p("virtual_mailbox_maps", "", List),
     p("virtual_maps", "", List),
+    p("virtual_transport", "virtual", Str),
 ];
 
 /// The registry entry for `name`.
 pub fn param(name: &str) -> Option<&'static Param> {
-    PARAMS
-        .binary_search_by(|p| p.name.cmp(name))
-        .ok()
-        .map(|i| &PARAMS[i])
+    let exact = |n: &str| {
+        PARAMS
+            .binary_search_by(|p| p.name.cmp(n))
+            .ok()
+            .map(|i| &PARAMS[i])
+    };
+    if let Some(t) = name.strip_suffix("_initial_destination_concurrency") {
+        if !t.is_empty() {
+            return exact("initial_destination_concurrency");
+        }
+    }
+    exact(name).or_else(|| {
+        // Every `default_*` queue-manager parameter has a per-transport
+        // twin (`smtp_destination_concurrency_limit`, …): it is known,
+        // with the default's kind.
+        PER_TRANSPORT_SUFFIXES.iter().find_map(|suffix| {
+            let transport = name.strip_suffix(suffix)?.strip_suffix('_')?;
+            (!transport.is_empty() && transport != "default")
+                .then(|| exact(&format!("default_{suffix}")))
+                .flatten()
+        })
+    })
 }
+
+/// The `default_<suffix>` parameters that `<transport>_<suffix>` overrides.
+const PER_TRANSPORT_SUFFIXES: &[&str] = &[
+    "destination_concurrency_limit",
+    "destination_recipient_limit",
+    "destination_concurrency_positive_feedback",
+    "destination_concurrency_negative_feedback",
+    "destination_concurrency_failed_cohort_limit",
+    "destination_rate_delay",
+];
 
 const BAD_TIME: &str = "bad time value or unit";
 
