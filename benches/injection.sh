@@ -5,8 +5,9 @@
 # Injection rate = messages accepted per second, where "accepted" means the
 # server answered 250 to the final dot, which both servers send only after
 # the message is fsynced. Neither server delivers anything while measured:
-# Postfix defers to a next hop that does not listen (defer_transports =
-# smtp), Sluice has no delivery yet. A raw smtp-source -> smtp-sink run (no
+# both defer every message without a delivery attempt (defer_transports =
+# smtp; the relayhost does not listen either). benches/relay.sh measures
+# delivery. A raw smtp-source -> smtp-sink run (no
 # queue, no fsync) gives the ceiling of the load tools on this machine.
 #
 # Each run gets a fresh queue, a warm-up of WARMUP messages (so that
@@ -67,22 +68,17 @@ SLUICE_SHARDS=${SLUICE_SHARDS:-}
 START_TIMEOUT=30
 STOP_TIMEOUT=30
 
+BENCH=injection.sh
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SLUICE_BIN=${SLUICE_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/sluice}
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
 # shellcheck source=benches/postfix/instance.sh
 source "$ROOT/benches/postfix/instance.sh"
 
-die() {
-    echo "injection.sh: $*" >&2
-    exit 1
-}
-note() { echo "== $*" >&2; }
-
 # ---------------------------------------------------------------- checks
 
-for v in RUNS SESSIONS MESSAGES SIZE WARMUP RUN_TIMEOUT; do
-    [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a number, not '${!v}'"
-done
+check_number RUNS SESSIONS MESSAGES SIZE WARMUP RUN_TIMEOUT
 ((RUNS >= 1 && RUNS <= 50)) || die "RUNS must be 1..50"
 ((MESSAGES >= 1)) || die "MESSAGES must be at least 1"
 for c in $CONNECTIONS; do
@@ -109,7 +105,6 @@ TMP=$(mktemp -d /tmp/sluice-bench.XXXXXX)
 # Postfix's daemons and smtp-sink run as postfix/nobody and must reach it.
 chmod 755 "$TMP"
 SINK_PID=
-SLUICE_PID=
 PF_DIR=$TMP/postfix
 SL_DIR=$TMP/sluice
 
@@ -134,46 +129,6 @@ trap 'exit 130' INT TERM
 
 # ----------------------------------------------------------------- ports
 
-USED_PORTS=" "
-# A loopback TCP port nothing uses now (listening or connected).
-free_port() {
-    local p i
-    for ((i = 0; i < 200; i++)); do
-        p=$((20000 + RANDOM % 30000))
-        [[ $USED_PORTS == *" $p "* ]] && continue
-        if [[ -z $(ss -tanH "sport = :$p" 2>/dev/null) ]]; then
-            USED_PORTS+="$p "
-            echo "$p"
-            return 0
-        fi
-    done
-    return 1
-}
-
-# wait_listening PORT SECONDS: until something listens on 127.0.0.1:PORT.
-wait_listening() {
-    local port=$1 secs=$2 i
-    for ((i = 0; i < secs * 10; i++)); do
-        [[ -n $(ss -ltnH "sport = :$port" 2>/dev/null) ]] && return 0
-        sleep 0.1
-    done
-    return 1
-}
-
-# check_owner PORT NAME: every socket listening on PORT belongs to a
-# process called NAME (SO_REUSEPORT lets two programs share a port and
-# split the traffic without a word).
-check_owner() {
-    local port=$1 want=$2 owners
-    owners=$(ss -ltnpH "sport = :$port" | grep -o '"[^"]*",pid=' |
-        cut -d'"' -f2 | sort -u | tr '\n' ' ')
-    if [[ $owners != "$want " ]]; then
-        echo "port $port is held by '${owners% }', expected only '$want':" >&2
-        ss -ltnp "sport = :$port" >&2
-        return 1
-    fi
-}
-
 PF_PORT=$(free_port) || die "no free port"
 SL_PORT=$(free_port) || die "no free port"
 SINK_PORT=$(free_port) || die "no free port"
@@ -183,23 +138,6 @@ DEAD_PORT=$(free_port) || die "no free port"
 # ---------------------------------------------------------------- Sluice
 
 SLUICE_OK=
-SLUICE_WHY=
-
-sluice_build() {
-    if [[ -n $SKIP_BUILD ]]; then
-        note "SKIP_BUILD set: using $SLUICE_BIN as is"
-    else
-        note "cargo build --release (log: $TMP/build.log)"
-        if ! (cd "$ROOT" && cargo build --release) >"$TMP/build.log" 2>&1; then
-            SLUICE_WHY="cargo build --release failed:"$'\n'$(grep -m 20 -E '^(error|warning: unused)' "$TMP/build.log" || tail -n 20 "$TMP/build.log")
-            return 1
-        fi
-    fi
-    if [[ ! -x $SLUICE_BIN ]]; then
-        SLUICE_WHY="$SLUICE_BIN does not exist or is not executable (set SLUICE_BIN?)"
-        return 1
-    fi
-}
 
 sluice_setup() {
     rm -rf "$SL_DIR"
@@ -214,43 +152,10 @@ sluice_setup() {
         echo "mynetworks = 127.0.0.0/8"
         echo "mydestination ="
         echo "relayhost = [127.0.0.1]:$DEAD_PORT"
+        echo "defer_transports = smtp"
         if [[ -n $SLUICE_SHARDS ]]; then echo "sluice_shards = $SLUICE_SHARDS"; fi
     } >"$SL_DIR/etc/main.cf"
     echo "127.0.0.1:$SL_PORT inet n - n - - smtpd" >"$SL_DIR/etc/master.cf"
-}
-
-sluice_start() {
-    "$SLUICE_BIN" -c "$SL_DIR/etc" start-fg </dev/null >>"$SL_DIR/daemon.log" 2>&1 &
-    SLUICE_PID=$!
-    local i
-    for ((i = 0; i < START_TIMEOUT * 10; i++)); do
-        if ! kill -0 "$SLUICE_PID" 2>/dev/null; then
-            wait "$SLUICE_PID" 2>/dev/null || true
-            SLUICE_PID=
-            SLUICE_WHY="'$SLUICE_BIN -c $SL_DIR/etc start-fg' exited during start-up; its output:"$'\n'$(tail -n 20 "$SL_DIR/daemon.log")
-            return 1
-        fi
-        [[ -n $(ss -ltnH "sport = :$SL_PORT" 2>/dev/null) ]] && return 0
-        sleep 0.1
-    done
-    SLUICE_WHY="sluice did not listen on 127.0.0.1:$SL_PORT within ${START_TIMEOUT}s; its output:"$'\n'$(tail -n 20 "$SL_DIR/daemon.log")
-    return 1
-}
-
-sluice_stop() {
-    [[ -n $SLUICE_PID ]] || return 0
-    kill -TERM "$SLUICE_PID" 2>/dev/null || true
-    local i
-    for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
-        kill -0 "$SLUICE_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$SLUICE_PID" 2>/dev/null; then
-        echo "sluice did not exit within ${STOP_TIMEOUT}s of SIGTERM; killing it" >&2
-        kill -KILL "$SLUICE_PID" 2>/dev/null || true
-    fi
-    wait "$SLUICE_PID" 2>/dev/null || true
-    SLUICE_PID=
 }
 
 # ------------------------------------------------------------------ load
@@ -325,7 +230,7 @@ run_sluice() {
     local conn=$1 run=$2 r
     [[ -n $SLUICE_OK ]] || return 1
     sluice_setup
-    if ! sluice_start; then
+    if ! sluice_start "$SL_DIR/etc" "$SL_PORT" "$SL_DIR/daemon.log"; then
         SLUICE_OK=
         return 1
     fi
@@ -337,13 +242,6 @@ run_sluice() {
     }
     sluice_stop
     RATE[$conn,sluice,$run]=$r
-}
-
-median() {
-    sort -g | awk '{ v[NR] = $1 } END {
-        if (NR == 0) { print "n/a"; exit }
-        if (NR % 2) printf "%.1f\n", v[(NR + 1) / 2]
-        else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 # ------------------------------------------------------------------ main

@@ -1,28 +1,41 @@
 # shellcheck shell=bash
 # A private Postfix instance for benchmarks: its own config, queue and data
 # directories under one temporary directory, never /etc/postfix. Sourced by
-# benches/injection.sh; see /work/shared/BENCHMARKING.md for why each
-# setting is there.
+# the scripts in benches/ after benches/lib.sh (wait_listening); see
+# /work/shared/BENCHMARKING.md for why each setting is there.
 #
-#   pf_setup DIR PORT DEADPORT QMGR   write DIR/etc/{main,master}.cf
-#   pf_start DIR                      start, wait until PORT listens
+#   pf_setup DIR PORT NEXTPORT MODE   write DIR/etc/{main,master}.cf
+#   pf_start DIR PORT                 start, wait until PORT listens
 #   pf_stop DIR                       stop, wait until the master is gone
+#   pf_master_pid DIR                 the master's pid (from its pid file)
 #   pf_queued DIR                     number of queue files
 #
-# QMGR=yes: relayhost points at DEADPORT (nothing listens there) and
-# defer_transports = smtp, so qmgr moves each message to the deferred queue
-# without a delivery attempt: the measured work is injection plus Postfix's
-# own queue bookkeeping, as on a relay whose next hop is down.
-# QMGR=no: qmgr is not started and in_flow_delay is 0 (without qmgr no
-# flow-control tokens come back, and each message would wait 1 s): pure
-# receive, cleanup and fsync.
+# The next hop is always relayhost = [127.0.0.1]:NEXTPORT. MODE:
+#   relay   deliver there (a relay benchmark: NEXTPORT is a sink).
+#   defer   defer_transports = smtp: qmgr moves each message to the
+#           deferred queue without a delivery attempt, so the measured
+#           work is injection plus Postfix's own queue bookkeeping, as on
+#           a relay whose next hop is down (NEXTPORT need not listen).
+#   noqmgr  qmgr is not started and in_flow_delay is 0 (without qmgr no
+#           flow-control tokens come back, and each message would wait
+#           1 s): pure receive, cleanup and fsync; mail stays in incoming.
+# The older spellings yes (= defer) and no (= noqmgr) are accepted.
 
 pf_setup() {
-    local dir=$1 port=$2 deadport=$3 qmgr=$4
+    local dir=$1 port=$2 nextport=$3 mode=$4
+    case $mode in
+    yes) mode=defer ;;
+    no) mode=noqmgr ;;
+    relay | defer | noqmgr) ;;
+    *)
+        echo "pf_setup: unknown mode '$mode'" >&2
+        return 1
+        ;;
+    esac
     mkdir -p "$dir/etc" "$dir/spool" "$dir/data"
     chown postfix: "$dir/data"
     cat >"$dir/etc/main.cf" <<EOF
-# Private benchmark instance, written by benches/injection.sh.
+# Private benchmark instance (benches/postfix/instance.sh, mode $mode).
 compatibility_level = 3.6
 queue_directory = $dir/spool
 data_directory = $dir/data
@@ -37,15 +50,17 @@ local_recipient_maps =
 inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
 mynetworks = 127.0.0.0/8
-relayhost = [127.0.0.1]:$deadport
+relayhost = [127.0.0.1]:$nextport
 smtp_dns_support_level = disabled
-defer_transports = smtp
 biff = no
 EOF
-    if [[ $qmgr == no ]]; then
-        printf '%s\n' 'master_service_disable = qmgr.unix' 'in_flow_delay = 0' \
-            >>"$dir/etc/main.cf"
-    fi
+    case $mode in
+    defer) echo 'defer_transports = smtp' >>"$dir/etc/main.cf" ;;
+    noqmgr)
+        printf '%s\n' 'defer_transports = smtp' 'master_service_disable = qmgr.unix' \
+            'in_flow_delay = 0' >>"$dir/etc/main.cf"
+        ;;
+    esac
     # master.cf from Debian's distribution copy: the public smtp service
     # moves to our loopback port, nothing runs chrooted (no copies of
     # /etc files in the spool needed).

@@ -202,6 +202,23 @@ impl Dispatch {
         dsn: &str,
         reason: String,
     ) {
+        let outcome = RcptOutcome::Deferred {
+            dsn: dsn.to_string(),
+            reason: reason.clone(),
+        };
+        let none = DeliveryReport {
+            outcomes: Vec::new(),
+            relay: "none".to_string(),
+            conn_use: 0,
+            setup_s: 0.0,
+            transmission_s: 0.0,
+            feedback: Feedback::Success,
+            peer_dsn: false,
+        };
+        let now = now_us();
+        for e in &entries {
+            log_delivery(&e.msg, &e.rcpt, &outcome, &none, now);
+        }
         // Group by message: one outcome per message.
         let mut by_msg: Vec<(std::sync::Arc<crate::mesh::MessageShared>, Vec<u32>)> = Vec::new();
         for e in entries {
@@ -271,6 +288,7 @@ impl Dispatch {
             .sched
             .borrow_mut()
             .done(&dest, report.feedback, &why, now_us());
+        tracing::debug!(target: "qmgr", "{dest}: feedback {:?}, {} dropped", report.feedback, dead.len());
         if !dead.is_empty() {
             self.defer_entries(
                 &dest,

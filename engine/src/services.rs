@@ -89,6 +89,27 @@ impl ServiceParams {
             per_destination: main
                 .get_number::<usize>("default_destination_concurrency_limit", 1)?,
         };
+        let mut resolv_conf = ResolvConf::load(Path::new("/etc/resolv.conf")).unwrap_or_default();
+        let servers = main.get_list("sluice_nameservers")?;
+        if !servers.is_empty() {
+            resolv_conf.nameservers = servers
+                .iter()
+                .map(|s| {
+                    s.parse::<std::net::SocketAddr>()
+                        .or_else(|_| {
+                            s.parse::<std::net::IpAddr>()
+                                .map(|ip| std::net::SocketAddr::new(ip, 53))
+                        })
+                        .map_err(|_| {
+                            origin_error(
+                                config,
+                                "sluice_nameservers",
+                                format!("bad nameserver address: {s}"),
+                            )
+                        })
+                })
+                .collect::<Result<_, _>>()?;
+        }
         let active_total: usize = main.get_number("qmgr_message_active_limit", 1)?;
         let recipient_limit: usize = main.get_number("qmgr_message_recipient_limit", 1)?;
         Ok(ServiceParams {
@@ -110,7 +131,7 @@ impl ServiceParams {
             scache,
             transports,
             recipient_limit,
-            resolv_conf: ResolvConf::load(Path::new("/etc/resolv.conf")).unwrap_or_default(),
+            resolv_conf,
             hosts: Hosts::load(Path::new("/etc/hosts")).unwrap_or_else(|_| Hosts::parse("")),
             lookup,
             inet_protocols,

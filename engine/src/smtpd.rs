@@ -317,9 +317,6 @@ async fn store_message(shard: &Shard, session: &mut Session, client: &mut Client
             return;
         }
     };
-    let nrcpt = envelope.recipients.len();
-    let sender = envelope.sender.clone();
-    let size = cleaned.content.len();
     let message_id = cleaned.message_id.clone();
     let record = Record::Message(MessageRecord {
         qid: qid.clone(),
@@ -332,10 +329,6 @@ async fn store_message(shard: &Shard, session: &mut Session, client: &mut Client
         Ok(()) => {
             tracing::info!(target: "smtpd", "{qid}: client={}", client.display());
             tracing::info!(target: "cleanup", "{qid}: message-id={message_id}");
-            tracing::info!(
-                target: "qmgr",
-                "{qid}: from=<{sender}>, size={size}, nrcpt={nrcpt} (queue incoming)"
-            );
             session.message_done(Ok(qid.as_str()));
             if let Record::Message(rec) = record {
                 shard.active.accept_new(rec);

@@ -367,3 +367,153 @@ pub fn body_of(content: &[u8]) -> &[u8] {
         None => content,
     }
 }
+
+// ---------------------------------------------------------------------
+// Helpers for the command-line and interoperability tests.
+
+/// main.cf lines that send all mail to `[127.0.0.1]:port` (no MX lookup)
+/// and retry deferred mail within seconds. Later main.cf lines win, so
+/// this also cancels the harness's `defer_transports = smtp`.
+pub fn relay_to(port: u16) -> String {
+    format!(
+        "defer_transports =\nrelayhost = [127.0.0.1]:{port}\n\
+         minimal_backoff_time = 1s\nmaximal_backoff_time = 2s\nqueue_run_delay = 1s\n"
+    )
+}
+
+/// A sink on a free loopback port (see `sluice_tools::load::SinkConfig`);
+/// `tune` adjusts its configuration before it starts.
+pub fn start_sink(
+    tune: impl FnOnce(&mut sluice_tools::load::SinkConfig),
+) -> sluice_tools::load::Sink {
+    let mut cfg = sluice_tools::load::SinkConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)));
+    tune(&mut cfg);
+    sluice_tools::load::Sink::start(cfg).expect("start the sink")
+}
+
+/// Poll `done` every 50 ms until it holds or `limit` passes.
+pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Run `cmd` with `input` on stdin, collecting stdout and stderr; killed
+/// (and the test failed) if it has not exited within `limit`.
+pub fn run_with_input(mut cmd: Command, input: &[u8], limit: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    // A writer thread: the child may not read all of it, or may answer
+    // while it reads (sendmail -bs).
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let reader_out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let reader_err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let status = wait_timeout(&mut child, limit)
+        .unwrap_or_else(|| panic!("{cmd:?} did not exit within {limit:?}"));
+    let _ = writer.join();
+    Output {
+        status,
+        stdout: reader_out.join().unwrap(),
+        stderr: reader_err.join().unwrap(),
+    }
+}
+
+/// Stdout and stderr of a command, for assertion messages.
+pub fn show(out: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+impl Instance {
+    /// Run `sluice -c DIR args…` with `input` on stdin (bounded: 60 s).
+    pub fn sluice_input(&self, args: &[&str], input: &[u8]) -> Output {
+        let mut cmd = Command::new(SLUICE);
+        cmd.arg("-c").arg(self.config_dir()).args(args);
+        run_with_input(cmd, input, Duration::from_secs(60))
+    }
+
+    /// The queue a message is in (`postqueue -j`'s queue_name), or None
+    /// when it is not in the queue.
+    pub fn queue_of(&self, qid: &str) -> Option<String> {
+        let key = format!("\"queue_id\": \"{qid}\"");
+        self.queue_json()
+            .iter()
+            .find(|l| l.contains(&key))
+            .and_then(|l| json_str(l, "queue_name"))
+    }
+
+    /// `postqueue -p` (mailq) output.
+    pub fn mailq(&self) -> String {
+        let out = self.sluice(&["postqueue", "-p"]);
+        assert!(out.status.success(), "postqueue -p: {}", show(&out));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Append lines to main.cf (later definitions win).
+    pub fn append_main_cf(&self, lines: &str) {
+        let path = self.config_dir().join("main.cf");
+        let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+        f.write_all(lines.as_bytes()).unwrap();
+        f.write_all(b"\n").unwrap();
+    }
+
+    /// Send one message over SMTP; returns its queue ID.
+    pub fn submit(&self, from: &str, to: &[&str], body: &str) -> String {
+        let mut c = self.connect();
+        let r = c.reply();
+        assert!(r.starts_with("220 "), "greeting: {r}");
+        let r = c.cmd("EHLO client.example.test");
+        assert!(r.starts_with("250"), "EHLO: {r}");
+        let r = c.send_mail(from, to, body.as_bytes());
+        let qid = queued_as(&r).unwrap_or_else(|| panic!("not queued: {r}"));
+        c.cmd("QUIT");
+        qid
+    }
+}
+
+/// The string value of `"key": "value"` in one JSON line (no escapes in
+/// the values the tests look at).
+pub fn json_str(line: &str, key: &str) -> Option<String> {
+    let pat = format!("\"{key}\": \"");
+    let i = line.find(&pat)? + pat.len();
+    let end = line[i..].find('"')?;
+    Some(line[i..i + end].to_string())
+}
+
+/// Is a program on PATH (or an absolute path that exists)?
+pub fn have_program(name: &str) -> bool {
+    if name.contains('/') {
+        return Path::new(name).exists();
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+}

@@ -60,16 +60,22 @@ pub enum Command {
     /// Make every deferred message due now and scan maildrop/ (postqueue -f).
     Flush,
     /// Queue administration: -d -h -H -r -e -f with QID, ALL or - (postsuper).
+    #[command(disable_help_flag = true)]
     Postsuper(RawArgs),
     /// Show a queued message: -q QID [-e -h -b] (postcat).
+    #[command(disable_help_flag = true)]
     Postcat(RawArgs),
     /// Show or edit parameters (postconf).
+    #[command(disable_help_flag = true)]
     Postconf(RawArgs),
     /// Inject mail (sendmail; -C DIR names the config directory).
+    #[command(disable_help_flag = true)]
     Sendmail(RawArgs),
     /// Send load to an SMTP server (Sluice's smtp-source).
+    #[command(disable_help_flag = true)]
     Source(RawArgs),
     /// An SMTP sink for tests and benchmarks (Sluice's smtp-sink).
+    #[command(disable_help_flag = true)]
     Sink(RawArgs),
     /// Make the Postfix-named symlinks (sendmail, mailq, postqueue, …) in DIR.
     #[command(name = "install-links")]

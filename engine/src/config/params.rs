@@ -152,6 +152,8 @@ pub static PARAMS: &[Param] = &[
     p("relocated_maps", "", List),
     p("sender_bcc_maps", "", List),
     p("sender_canonical_maps", "", List),
+    // Sluice: DNS servers as ip:port (empty = the nameservers of /etc/resolv.conf).
+    p("sluice_nameservers", "", List),
     // Sluice: the size of one queue-log segment file.
     p("sluice_segment_size", "64m", Size),
     // Sluice: shards (executors); 0 = one per online CPU.

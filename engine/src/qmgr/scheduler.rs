@@ -100,6 +100,12 @@ struct Queue<E> {
     /// Listed in its transport's ready ring (possibly stale).
     in_ring: bool,
     dead: Option<Suspension>,
+    /// After a failure that did not kill it, the destination's window and
+    /// failed cohorts are remembered until then, even while it is idle:
+    /// otherwise failures that come one at a time (each delivery ends
+    /// before the next entry arrives) would never add up to a dead
+    /// destination.
+    failing_until_us: Option<u64>,
 }
 
 impl<E> Queue<E> {
@@ -108,7 +114,10 @@ impl<E> Queue<E> {
     }
 
     fn idle(&self) -> bool {
-        self.dead.is_none() && self.todo.is_empty() && self.busy == 0
+        self.dead.is_none()
+            && self.failing_until_us.is_none()
+            && self.todo.is_empty()
+            && self.busy == 0
     }
 }
 
@@ -196,6 +205,7 @@ impl<E: Entry> Scheduler<E> {
                 todo: VecDeque::new(),
                 in_ring: false,
                 dead: None,
+                failing_until_us: None,
             });
             batch_into(&mut queue.todo, entries, limit);
             self.refresh(&dest);
@@ -269,8 +279,14 @@ impl<E: Entry> Scheduler<E> {
             Feedback::Success => {
                 queue.window.on_success(queue.busy);
                 queue.dead = None;
+                queue.failing_until_us = None;
             }
             Feedback::Failure => {
+                let until_us = now_us.saturating_add(micros(self.params.suspend));
+                if queue.failing_until_us.is_none() {
+                    self.suspensions.push_back((until_us, dest.clone()));
+                    queue.failing_until_us = Some(until_us);
+                }
                 if queue.window.on_failure() {
                     let until_us = now_us.saturating_add(micros(self.params.suspend));
                     queue.dead = Some(Suspension {
@@ -312,6 +328,10 @@ impl<E: Entry> Scheduler<E> {
                 if queue.dead.as_ref().is_some_and(|d| d.until_us == until_us) {
                     queue.dead = None;
                     queue.window.revive(queue.busy);
+                    self.refresh(&dest);
+                } else if queue.failing_until_us.is_some_and(|u| u <= now_us) {
+                    // Long enough without news: forget the failures.
+                    queue.failing_until_us = None;
                     self.refresh(&dest);
                 }
             }
