@@ -454,3 +454,93 @@ fn mx_lookup_against_a_loopback_dns_server() {
     );
     drop(server);
 }
+
+#[test]
+fn notify_success_through_a_next_hop_without_dsn_gets_a_relayed_notice() {
+    let s = sink(|c| c.announce_dsn = false);
+    let mut inst = Instance::new("success", &relay_to(s.addr().port(), ""));
+    inst.start();
+    let mut c = session(&inst);
+    assert!(c.cmd("MAIL FROM:<alice@example.org>").starts_with("250"));
+    assert!(c
+        .cmd("RCPT TO:<bob@example.net> NOTIFY=SUCCESS")
+        .starts_with("250"));
+    assert!(c.cmd("DATA").starts_with("354"));
+    c.send(b"Subject: tell me\r\n\r\nbody\r\n.\r\n");
+    let qid = queued_as(&c.reply()).unwrap();
+    c.cmd("QUIT");
+    assert!(s.wait_for(2, Duration::from_secs(20)), "{}", inst.log());
+    let got = s.received();
+    let notice = got
+        .iter()
+        .find(|m| m.mail_from.is_empty())
+        .expect("a notice from <>");
+    assert_eq!(notice.rcpt_to, vec!["alice@example.org".to_string()]);
+    let text = String::from_utf8_lossy(&notice.content);
+    assert!(
+        text.contains("Subject: Successful Mail Delivery Report"),
+        "{text}"
+    );
+    assert!(text.contains("Action: relayed"), "{text}");
+    assert!(inst.stop().success());
+    assert!(
+        inst.log()
+            .contains(&format!("{qid}: sender delivery status notification: ")),
+        "{}",
+        inst.log()
+    );
+}
+
+#[test]
+fn a_delay_warning_is_sent_once_after_delay_warning_time() {
+    let good = sink(|_| {});
+    let down = free_port();
+    let dir = TempDir::new("delay-maps");
+    let map = dir.path().join("transport");
+    std::fs::write(&map, format!("example.net smtp:[127.0.0.1]:{down}\n")).unwrap();
+    let mut inst = Instance::new(
+        "delay",
+        &relay_to(
+            good.addr().port(),
+            &format!(
+                "transport_maps = texthash:{}\ndelay_warning_time = 1s\n",
+                map.display()
+            ),
+        ),
+    );
+    inst.start();
+    let mut c = session(&inst);
+    let qid = queued_as(&c.send_mail(
+        "alice@example.org",
+        &["bob@example.net"],
+        b"Subject: slow\r\n\r\nx\r\n",
+    ))
+    .unwrap();
+    c.cmd("QUIT");
+    assert!(
+        good.wait_for(1, Duration::from_secs(20)),
+        "no delay notice; log:\n{}",
+        inst.log()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let got = good.received();
+    assert_eq!(got.len(), 1, "one delay notice, not one per retry");
+    let text = String::from_utf8_lossy(&got[0].content);
+    assert!(
+        text.contains("Subject: Delayed Mail (still being retried)"),
+        "{text}"
+    );
+    assert!(text.contains("Action: delayed"), "{text}");
+    assert!(inst.stop().success());
+    assert!(
+        inst.log()
+            .contains(&format!("{qid}: sender delay notification: ")),
+        "{}",
+        inst.log()
+    );
+    assert_eq!(
+        read_queue(&inst.queue_dir()).len(),
+        1,
+        "the original stays queued"
+    );
+}

@@ -76,6 +76,8 @@ pub struct Active {
     incoming: RefCell<VecDeque<(QueueId, Option<Box<MessageRecord>>)>>,
     deferred: RefCell<BTreeSet<(u64, QueueId)>>,
     in_flight: RefCell<HashMap<QueueId, Flight>>,
+    /// Messages that got their delay notice (delay_warning_time).
+    delay_warned: RefCell<hashbrown::HashSet<QueueId>>,
     take_deferred_next: Cell<bool>,
     woken: Cell<bool>,
     waker: Cell<Option<Waker>>,
@@ -100,6 +102,7 @@ impl Active {
             incoming: RefCell::new(VecDeque::new()),
             deferred: RefCell::new(BTreeSet::new()),
             in_flight: RefCell::new(HashMap::new()),
+            delay_warned: RefCell::new(hashbrown::HashSet::new()),
             take_deferred_next: Cell::new(false),
             woken: Cell::new(false),
             waker: Cell::new(None),
@@ -481,8 +484,53 @@ impl Active {
             if meta.state != QueueState::Hold {
                 self.deferred.borrow_mut().insert((next, qid.clone()));
             }
+            let warned = self.delay_warned.borrow().contains(qid);
+            if backoff::delay_warning_due(meta.arrival_us, now_us(), &self.params.backoff, warned) {
+                // One delay notice per message (remembered in memory: a
+                // restart may send a second one, never none).
+                self.delay_warned.borrow_mut().insert(qid.clone());
+                let delayed: Vec<(u32, String, Option<String>, String)> = meta
+                    .recipients
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| !r.done)
+                    .map(|(i, r)| {
+                        (
+                            i as u32,
+                            r.address.clone(),
+                            r.orcpt.clone(),
+                            r.reason.clone().unwrap_or_default(),
+                        )
+                    })
+                    .collect();
+                let remote = HashMap::new();
+                self.send_notice(NoticeKind::Delay, qid, &meta, &delayed, &remote)
+                    .await;
+            }
             self.wake();
             return;
+        }
+        self.delay_warned.borrow_mut().remove(qid);
+        // NOTIFY=SUCCESS recipients handed to a next hop without DSN get a
+        // "relayed" notice (bounce::build leaves out those who did not ask).
+        if let Some(f) = flight.as_ref().filter(|f| !f.relayed.is_empty()) {
+            let relayed: Vec<(u32, String, Option<String>, String)> = f
+                .relayed
+                .iter()
+                .filter_map(|i| meta.recipients.get(*i as usize).map(|r| (*i, r)))
+                .map(|(i, r)| {
+                    (
+                        i,
+                        r.address.clone(),
+                        r.orcpt.clone(),
+                        "2.0.0 delivery via a next hop without DSN".to_string(),
+                    )
+                })
+                .collect();
+            let remote = f.remote.clone();
+            // Best effort: a success notice is not worth keeping mail for.
+            self.send_notice(NoticeKind::Success, qid, &meta, &relayed, &remote)
+                .await;
         }
         // Every recipient is finished. Bounce the failed ones first, so
         // that the notice is durable before the original goes.
@@ -547,10 +595,32 @@ impl Active {
         failed: &[(u32, String, Option<String>, String)],
         remote: &HashMap<u32, String>,
     ) -> bool {
+        self.send_notice(NoticeKind::Failure, qid, meta, failed, remote)
+            .await
+    }
+
+    /// Build a notice (failure, delay or success) for the original's
+    /// sender about `items` — (recipient index, address, ORCPT, stored
+    /// "dsn reason") — and queue it durably.
+    async fn send_notice(
+        &self,
+        kind: NoticeKind,
+        qid: &QueueId,
+        meta: &sluice_storage::index::MessageMeta,
+        failed: &[(u32, String, Option<String>, String)],
+        remote: &HashMap<u32, String>,
+    ) -> bool {
         if meta.sender.is_empty() {
-            tracing::info!(target: "bounce", "{qid}: undeliverable null-sender message discarded (double bounce)");
+            if kind == NoticeKind::Failure {
+                tracing::info!(target: "bounce", "{qid}: undeliverable null-sender message discarded (double bounce)");
+            }
             return true;
         }
+        let (default_dsn, action) = match kind {
+            NoticeKind::Failure => ("5.0.0", Action::Failed),
+            NoticeKind::Delay => ("4.0.0", Action::Delayed),
+            NoticeKind::Success => ("2.0.0", Action::Relayed),
+        };
         let original = match self.log.borrow().read_message(qid) {
             Ok(r) => r,
             Err(e) => {
@@ -561,7 +631,10 @@ impl Active {
         let rcpts: Vec<NoticeRcpt> = failed
             .iter()
             .map(|(i, address, orcpt, stored)| {
-                let (dsn, text) = stored.split_once(' ').unwrap_or(("5.0.0", stored.as_str()));
+                let (dsn, text) = match stored.split_once(' ') {
+                    Some((d, t)) if d.chars().all(|c| c.is_ascii_digit() || c == '.') => (d, t),
+                    _ => (default_dsn, stored.as_str()),
+                };
                 let remote_mta = remote
                     .get(i)
                     .map(|s| s.split('[').next().unwrap_or(s).to_string());
@@ -574,7 +647,7 @@ impl Active {
                         .recipients
                         .get(*i as usize)
                         .map_or(Notify::NONE_GIVEN, |r| r.notify),
-                    action: Action::Failed,
+                    action,
                     status: dsn.to_string(),
                     diagnostic: remote_mta
                         .as_ref()
@@ -589,7 +662,7 @@ impl Active {
         let Some(content) = bounce::build(
             &self.params.notice,
             &bounce::Notice {
-                kind: NoticeKind::Failure,
+                kind,
                 qid: qid.as_str(),
                 sender: &meta.sender,
                 arrival_secs: (meta.arrival_us / 1_000_000) as i64,
@@ -625,7 +698,12 @@ impl Active {
             "{new_qid}: message-id=<{new_qid}@{}>",
             self.params.notice.myhostname
         );
-        tracing::info!(target: "bounce", "{qid}: sender non-delivery notification: {new_qid}");
+        let what = match kind {
+            NoticeKind::Failure => "non-delivery",
+            NoticeKind::Delay => "delay",
+            NoticeKind::Success => "delivery status",
+        };
+        tracing::info!(target: "bounce", "{qid}: sender {what} notification: {new_qid}");
         if let Record::Message(rec) = record {
             self.accept_new(rec);
         }
