@@ -285,9 +285,11 @@ SLUICE_OK=
 if has "$PROGRAMS" sluice && sluice_build; then SLUICE_OK=1; fi
 note "$MESSAGES messages of $SIZE B, $SESSIONS sessions, $RUNS listings each; temp $TMP"
 for prog in $PROGRAMS; do
-    if ! "run_$prog" 2>"$TMP/why"; then
-        cat "$TMP/why" >&2
-        FAILURES+=("$prog: $(head -c 600 "$TMP/why")")
+    # Progress and errors go to the terminal as they come, and to a file
+    # for the summary of failures.
+    : >"$TMP/why"
+    if ! "run_$prog" 2> >(tee -a "$TMP/why" >&2); then
+        FAILURES+=("$prog: $(grep -v '^== ' "$TMP/why" | head -c 600)")
     fi
     [[ $prog == postfix ]] && pf_stop "$PF_DIR"
     [[ $prog == sluice ]] && sluice_stop

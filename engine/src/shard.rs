@@ -152,7 +152,13 @@ pub struct Shard {
     pub pickup: Option<Rc<Pickup>>,
     sessions: RefCell<HashMap<u64, RawFd>>,
     next_session: Cell<u64>,
+    /// Spare socket read buffers: a new connection per message (the common
+    /// smtp-source pattern) would otherwise allocate and zero one each time.
+    read_buffers: RefCell<Vec<Vec<u8>>>,
 }
+
+/// Spare read buffers kept per shard (64 KiB each).
+const SPARE_READ_BUFFERS: usize = 64;
 
 /// Removes a session from the shard's table when its task ends.
 struct SessionGuard {
@@ -179,6 +185,20 @@ impl Shard {
 
     pub fn session_count(&self) -> usize {
         self.sessions.borrow().len()
+    }
+
+    pub fn take_read_buffer(&self, len: usize) -> Vec<u8> {
+        match self.read_buffers.borrow_mut().pop() {
+            Some(b) if b.len() == len => b,
+            _ => vec![0u8; len],
+        }
+    }
+
+    pub fn return_read_buffer(&self, b: Vec<u8>) {
+        let mut spares = self.read_buffers.borrow_mut();
+        if spares.len() < SPARE_READ_BUFFERS {
+            spares.push(b);
+        }
     }
 
     /// The master asked us to stop.
@@ -278,6 +298,7 @@ pub async fn run(spec: ShardSpec, ready: impl FnOnce(Result<(), String>)) {
         },
         sessions: RefCell::new(HashMap::new()),
         next_session: Cell::new(0),
+        read_buffers: RefCell::new(Vec::new()),
     });
     let committer_task = glommio::spawn_local(committer.clone().run());
     let active_task = glommio::spawn_local(active.clone().run());

@@ -170,7 +170,7 @@ pub async fn serve(shard: Rc<Shard>, service: Rc<SmtpdService>, mut stream: TcpS
     tracing::info!(target: "smtpd", "connect from {}", client.display());
     let mut session = Session::new(service.server.clone());
     let mut inbuf: Vec<u8> = Vec::new();
-    let mut rbuf = vec![0u8; READ_CHUNK];
+    let mut rbuf = shard.take_read_buffer(READ_CHUNK);
 
     if service.server.forbid_unauth_pipelining {
         if let Some(early) = pending_before_greeting(&stream) {
@@ -249,6 +249,7 @@ pub async fn serve(shard: Rc<Shard>, service: Rc<SmtpdService>, mut stream: TcpS
         }
     }
     let _ = stream.close().await;
+    shard.return_read_buffer(rbuf);
     tracing::info!(
         target: "smtpd",
         "disconnect from {} {}",

@@ -288,17 +288,8 @@ pub fn run(cli: Cli) -> i32 {
             }
             Err(e) => fatal(exit::UNAVAILABLE, e),
         },
-        Command::Status => match master::running_pid(&config.params.queue_directory) {
-            Some(pid) => {
-                eprintln!("sluice: the mail system is running: PID: {pid}");
-                exit::OK
-            }
-            None => {
-                eprintln!("sluice: the mail system is not running");
-                1
-            }
-        },
-        Command::Check => exit::OK,
+        Command::Status => status(&config),
+        Command::Check => check(&config),
         Command::Mailq => crate::postqueue::list(&config, false),
         Command::Flush => crate::postqueue::flush(&config),
         Command::Postqueue(a) => {
@@ -324,6 +315,66 @@ pub fn run(cli: Cli) -> i32 {
             fatal(exit::SOFTWARE, "internal dispatch error")
         }
     }
+}
+
+/// `sluice status`: running or not, pid, shards, and queue counts.
+fn status(config: &Config) -> i32 {
+    let queue_dir = &config.params.queue_directory;
+    let shards = sluice_engine::control::shard_dirs(queue_dir).map_or(0, |v| v.len());
+    let counts = crate::postqueue::collect(config).map(|entries| {
+        let mut by: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+        for e in entries {
+            *by.entry(e.queue_name).or_default() += 1;
+        }
+        by.iter()
+            .map(|(q, n)| format!("{q}={n}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
+    let counts = match counts {
+        Ok(c) if c.is_empty() => "queue empty".to_string(),
+        Ok(c) => c,
+        Err(e) => format!("queue unreadable: {e}"),
+    };
+    match master::running_pid(queue_dir) {
+        Some(pid) => {
+            eprintln!("sluice: the mail system is running: PID: {pid}, shards: {shards}, {counts}");
+            exit::OK
+        }
+        None => {
+            eprintln!("sluice: the mail system is not running; {counts}");
+            1
+        }
+    }
+}
+
+/// `sluice check`: the configuration loaded (warnings were printed), the
+/// queue directory is usable, and (daemon down) its log replays cleanly.
+fn check(config: &Config) -> i32 {
+    let queue_dir = &config.params.queue_directory;
+    if let Err(e) = std::fs::create_dir_all(queue_dir) {
+        return fatal(
+            exit::CANTCREAT,
+            format!("queue directory {}: {e}", queue_dir.display()),
+        );
+    }
+    let probe = queue_dir.join(format!(".check.{}", std::process::id()));
+    if let Err(e) = std::fs::write(&probe, b"") {
+        return fatal(
+            exit::CANTCREAT,
+            format!(
+                "queue directory {} is not writable: {e}",
+                queue_dir.display()
+            ),
+        );
+    }
+    let _ = std::fs::remove_file(&probe);
+    if master::running_pid(queue_dir).is_none() {
+        if let Err(e) = sluice_engine::control::read_offline(queue_dir) {
+            return fatal(exit::SOFTWARE, format!("queue log: {e}"));
+        }
+    }
+    exit::OK
 }
 
 /// `sluice install-links DIR`: a symlink per Postfix name to this binary.
