@@ -127,3 +127,74 @@ fn embedded_default_listens_on_2525() {
         .unwrap()
         .success());
 }
+
+#[test]
+fn reload_takes_new_parameters_without_dropping_sessions_or_mail() {
+    let sink = sluice_tools::load::Sink::start(sluice_tools::load::SinkConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+    ))
+    .unwrap();
+    let mut inst = Instance::new("reload", "");
+    inst.start();
+    // A session open across the reload, and a message queued before it.
+    let mut open = inst.connect();
+    assert!(open.reply().starts_with("220 mx.example.test ESMTP Sluice"));
+    open.cmd("EHLO client.example.org");
+    let before = queued_as(&open.send_mail(
+        "a@example.org",
+        &["b@example.net"],
+        b"Subject: before\r\n\r\nx\r\n",
+    ))
+    .unwrap();
+
+    let main_cf = inst.config_dir().join("main.cf");
+    let mut text = std::fs::read_to_string(&main_cf).unwrap();
+    text.push_str(&format!(
+        "defer_transports =\nrelayhost = [127.0.0.1]:{}\nsmtpd_banner = $myhostname ESMTP reloaded\n",
+        sink.addr().port()
+    ));
+    std::fs::write(&main_cf, text).unwrap();
+    let out = inst.sluice(&["reload"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    // Every shard (the instance has two) applies it.
+    while inst.log().matches("configuration reloaded").count() < 2
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The open session goes on and queues another message.
+    let after = queued_as(&open.send_mail(
+        "a@example.org",
+        &["c@example.net"],
+        b"Subject: after\r\n\r\ny\r\n",
+    ))
+    .unwrap();
+    open.cmd("QUIT");
+    // New sessions see the new banner.
+    let mut fresh = inst.connect();
+    assert_eq!(fresh.reply(), "220 mx.example.test ESMTP reloaded");
+    fresh.cmd("QUIT");
+    // The deferred message goes out under the new relay settings.
+    let flush = inst.sluice(&["postqueue", "-f"]);
+    assert!(
+        flush.status.success(),
+        "{}",
+        String::from_utf8_lossy(&flush.stderr)
+    );
+    assert!(
+        sink.wait_for(2, Duration::from_secs(20)),
+        "not delivered after reload; log:\n{}",
+        inst.log()
+    );
+    assert!(inst.stop().success());
+    let log = inst.log();
+    assert!(
+        log.contains(&format!("{before}: removed")) && log.contains(&format!("{after}: removed")),
+        "{log}"
+    );
+}

@@ -71,7 +71,7 @@ pub struct Active {
     log: Rc<RefCell<ShardLog>>,
     committer: Rc<Committer>,
     qidgen: Rc<RefCell<QidGenerator>>,
-    params: ActiveParams,
+    params: RefCell<Rc<ActiveParams>>,
     router: RefCell<Option<Rc<dyn Router>>>,
     incoming: RefCell<VecDeque<(QueueId, Option<Box<MessageRecord>>)>>,
     deferred: RefCell<BTreeSet<(u64, QueueId)>>,
@@ -97,7 +97,7 @@ impl Active {
             log,
             committer,
             qidgen,
-            params,
+            params: RefCell::new(Rc::new(params)),
             router: RefCell::new(None),
             incoming: RefCell::new(VecDeque::new()),
             deferred: RefCell::new(BTreeSet::new()),
@@ -110,6 +110,17 @@ impl Active {
         });
         a.load_from_index();
         a
+    }
+
+    fn params(&self) -> Rc<ActiveParams> {
+        self.params.borrow().clone()
+    }
+
+    /// `sluice reload`: new resolve tables and queue parameters for every
+    /// decision from now on (messages in flight finish under the old ones).
+    pub fn set_params(&self, p: ActiveParams) {
+        *self.params.borrow_mut() = Rc::new(p);
+        self.wake();
     }
 
     pub fn set_router(&self, r: Rc<dyn Router>) {
@@ -208,7 +219,7 @@ impl Active {
             if self.closed.get() {
                 break;
             }
-            while self.in_flight.borrow().len() < self.params.active_limit.max(1) {
+            while self.in_flight.borrow().len() < self.params().active_limit.max(1) {
                 let Some((qid, rec)) = self.next_candidate(now_us()) else {
                     break;
                 };
@@ -301,13 +312,13 @@ impl Active {
             let Some(r) = rec.envelope.recipients.get(i as usize) else {
                 continue;
             };
-            let resolved = resolve(&self.params.resolve, &r.address);
+            let resolved = resolve(&self.params().resolve, &r.address);
             if let Some((dsn, reason)) = resolved.error {
                 immediate.push((i, RcptOutcome::Bounced { dsn, reason }));
                 continue;
             }
             let dest = resolved.destination;
-            if self.params.defer_transports.contains(&dest.transport) {
+            if self.params().defer_transports.contains(&dest.transport) {
                 immediate.push((
                     i,
                     RcptOutcome::Deferred {
@@ -406,7 +417,7 @@ impl Active {
             }
         };
         let expired =
-            forced || backoff::is_expired(arrival, now, &self.params.backoff, null_sender);
+            forced || backoff::is_expired(arrival, now, &self.params().backoff, null_sender);
         let mut records = Vec::with_capacity(o.report.outcomes.len());
         for (idx, outcome) in &o.report.outcomes {
             let status = match outcome {
@@ -433,7 +444,7 @@ impl Active {
                 }
                 RcptOutcome::Deferred { reason, .. } => RecipientStatus::Deferred {
                     reason: reason.clone(),
-                    next_attempt_us: backoff::next_attempt_us(arrival, now, &self.params.backoff),
+                    next_attempt_us: backoff::next_attempt_us(arrival, now, &self.params().backoff),
                 },
             };
             records.push(Record::RcptStatus {
@@ -479,13 +490,14 @@ impl Active {
         };
         if meta.recipients.iter().any(|r| !r.done) {
             let next = meta.next_attempt_us.unwrap_or_else(|| {
-                backoff::next_attempt_us(meta.arrival_us, now_us(), &self.params.backoff)
+                backoff::next_attempt_us(meta.arrival_us, now_us(), &self.params().backoff)
             });
             if meta.state != QueueState::Hold {
                 self.deferred.borrow_mut().insert((next, qid.clone()));
             }
             let warned = self.delay_warned.borrow().contains(qid);
-            if backoff::delay_warning_due(meta.arrival_us, now_us(), &self.params.backoff, warned) {
+            if backoff::delay_warning_due(meta.arrival_us, now_us(), &self.params().backoff, warned)
+            {
                 // One delay notice per message (remembered in memory: a
                 // restart may send a second one, never none).
                 self.delay_warned.borrow_mut().insert(qid.clone());
@@ -563,7 +575,7 @@ impl Active {
         if !ok {
             // The notice is not durable: keep the message and try again later.
             self.deferred.borrow_mut().insert((
-                now_us() + self.params.backoff.minimal_backoff.as_micros() as u64,
+                now_us() + self.params().backoff.minimal_backoff.as_micros() as u64,
                 qid.clone(),
             ));
             return;
@@ -660,7 +672,7 @@ impl Active {
         let now = now_us();
         let new_qid = self.qidgen.borrow_mut().next(now);
         let Some(content) = bounce::build(
-            &self.params.notice,
+            &self.params().notice,
             &bounce::Notice {
                 kind,
                 qid: qid.as_str(),
@@ -696,7 +708,7 @@ impl Active {
         tracing::info!(
             target: "cleanup",
             "{new_qid}: message-id=<{new_qid}@{}>",
-            self.params.notice.myhostname
+            self.params().notice.myhostname
         );
         let what = match kind {
             NoticeKind::Failure => "non-delivery",

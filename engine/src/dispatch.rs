@@ -77,8 +77,8 @@ pub struct Dispatch {
     pub shard: usize,
     sched: RefCell<Scheduler<QmgrEntry>>,
     scache: RefCell<Scache<Connection<TcpStream>>>,
-    resolver: Resolver<GlommioDns>,
-    smtp: SmtpParams,
+    resolver: RefCell<Rc<Resolver<GlommioDns>>>,
+    smtp: RefCell<Rc<SmtpParams>>,
     sink: Rc<dyn OutcomeSink>,
     wake: Cell<Option<Waker>>,
     woken: Cell<bool>,
@@ -99,8 +99,8 @@ impl Dispatch {
             shard,
             sched: RefCell::new(sched),
             scache: RefCell::new(scache),
-            resolver,
-            smtp,
+            resolver: RefCell::new(Rc::new(resolver)),
+            smtp: RefCell::new(Rc::new(smtp)),
             sink,
             wake: Cell::new(None),
             woken: Cell::new(false),
@@ -114,6 +114,20 @@ impl Dispatch {
         if let Some(w) = self.wake.take() {
             w.wake();
         }
+    }
+
+    /// `sluice reload`: new smtp parameters, resolver and transport limits
+    /// for deliveries that start from now on.
+    pub fn set_params(
+        &self,
+        smtp: SmtpParams,
+        resolver: Resolver<GlommioDns>,
+        sched: crate::qmgr::SchedulerParams,
+    ) {
+        *self.smtp.borrow_mut() = Rc::new(smtp);
+        *self.resolver.borrow_mut() = Rc::new(resolver);
+        self.sched.borrow_mut().set_params(sched);
+        self.wake();
     }
 
     /// Entries for a destination we schedule.
@@ -421,8 +435,10 @@ impl Dispatch {
         dest: &Destination,
     ) -> Result<Connection<TcpStream>, (RcptOutcome, Feedback)> {
         let (host, port, mx) = parse_nexthop(&dest.nexthop);
+        let resolver = self.resolver.borrow().clone();
+        let smtp = self.smtp.borrow().clone();
         let lookup = if mx {
-            self.resolver.mx_hosts(&host, now_us()).await.map(|hosts| {
+            resolver.mx_hosts(&host, now_us()).await.map(|hosts| {
                 hosts
                     .into_iter()
                     .flat_map(|h| {
@@ -432,7 +448,7 @@ impl Dispatch {
                     .collect::<Vec<_>>()
             })
         } else {
-            self.resolver
+            resolver
                 .host_addrs(&host)
                 .await
                 .map(|addrs| addrs.into_iter().map(|a| (host.clone(), a)).collect())
@@ -465,7 +481,7 @@ impl Dispatch {
         for (name, ip) in candidates.into_iter().take(MX_ADDRESS_LIMIT) {
             let addr = SocketAddr::new(ip, port);
             let peer = format!("{name}[{ip}]:{port}");
-            let stream = match TcpStream::connect_timeout(addr, self.smtp.connect_timeout).await {
+            let stream = match TcpStream::connect_timeout(addr, smtp.connect_timeout).await {
                 Ok(s) => s,
                 Err(e) => {
                     let e = std::io::Error::from(e);
@@ -474,7 +490,7 @@ impl Dispatch {
                 }
             };
             let _ = stream.set_nodelay(true);
-            match Connection::open(stream, peer, &self.smtp, &GlommioClock).await {
+            match Connection::open(stream, peer, &smtp, &GlommioClock).await {
                 Ok(c) => return Ok(c),
                 Err(e) => {
                     last = e.reason();

@@ -22,7 +22,7 @@ use crate::control;
 use crate::listen;
 use crate::mesh;
 use crate::services::ServiceParams;
-use crate::shard::{self, ShardSpec, StopFlag};
+use crate::shard::{self, ReloadBox, ReloadSet, ShardSpec, StopFlag};
 use crate::smtpd::SmtpdService;
 
 /// How long sessions may go on after `stop` before they get 421.
@@ -205,9 +205,11 @@ pub fn run_foreground(config: Config) -> Result<(), MasterError> {
     let cpus = allowed_cpus();
     let unprivileged = unsafe { libc::geteuid() } != 0;
     let mut handles = Vec::new();
+    let reload = ReloadBox::default();
     let meshes = mesh::build(nshards);
     for ((id, listeners), mesh_ends) in per_shard.into_iter().enumerate().zip(meshes) {
         let services = services.clone();
+        let reload = reload.clone();
         let params = config.params.clone();
         let dir = queue_dir.join(id.to_string());
         let qd = queue_dir.clone();
@@ -238,6 +240,7 @@ pub fn run_foreground(config: Config) -> Result<(), MasterError> {
                     .collect();
                 let spec = ShardSpec {
                     id,
+                    reload,
                     dir,
                     services,
                     mesh: mesh_ends,
@@ -306,9 +309,15 @@ pub fn run_foreground(config: Config) -> Result<(), MasterError> {
             break;
         }
         match wait_signal(&sigset, Duration::from_millis(200)) {
-            Some(libc::SIGHUP) => {
-                tracing::info!(target: "master", "reload is not supported yet; configuration unchanged");
-            }
+            Some(libc::SIGHUP) => match reload_config(&config, nshards) {
+                Ok(set) => {
+                    reload.publish(set);
+                    tracing::info!(target: "master", "reload -- version {}, configuration {}", env!("CARGO_PKG_VERSION"), config.config_dir.display());
+                }
+                Err(e) => {
+                    tracing::warn!(target: "master", "warning: reload failed, configuration unchanged: {e}")
+                }
+            },
             Some(_) => break,
             None => {}
         }
@@ -321,6 +330,56 @@ pub fn run_foreground(config: Config) -> Result<(), MasterError> {
     }
     tracing::info!(target: "master", "stopped");
     Ok(())
+}
+
+/// Re-read main.cf, master.cf and the tables for `sluice reload`. The
+/// listening addresses stay as they are (a new address needs a restart);
+/// each existing listener takes its new `-o` overrides.
+fn reload_config(old: &Config, nshards: usize) -> Result<ReloadSet, String> {
+    let new = crate::config::load(&old.config_dir).map_err(|e| e.to_string())?;
+    for w in &new.warnings {
+        tracing::warn!(target: "master", "warning: {w}");
+    }
+    let mut warnings = Vec::new();
+    let services =
+        ServiceParams::from_config(&new, nshards, &mut warnings).map_err(|e| e.to_string())?;
+    for w in &warnings {
+        tracing::warn!(target: "master", "warning: {w}");
+    }
+    let listeners = old
+        .listeners
+        .iter()
+        .map(|l| match new.listeners.iter().find(|n| n.addr == l.addr) {
+            Some(n) => n.smtpd.clone(),
+            None => {
+                tracing::warn!(target: "master", "warning: {} is no longer in master.cf; it keeps listening until a restart", l.addr);
+                l.smtpd.clone()
+            }
+        })
+        .collect();
+    for n in &new.listeners {
+        if !old.listeners.iter().any(|l| l.addr == n.addr) {
+            tracing::warn!(target: "master", "warning: new listener {} needs a restart", n.addr);
+        }
+    }
+    Ok(ReloadSet {
+        params: new.params,
+        services,
+        listeners,
+    })
+}
+
+/// `sluice reload`: SIGHUP to the running daemon.
+pub fn reload(queue_dir: &Path) -> Result<i32, MasterError> {
+    let pid = running_pid(queue_dir).ok_or(MasterError::NotRunning)?;
+    // SAFETY: kill(2) on the pid recorded under the held lock.
+    if unsafe { libc::kill(pid, libc::SIGHUP) } != 0 {
+        return Err(MasterError::Other(format!(
+            "cannot signal pid {pid}: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok(pid)
 }
 
 /// Sent when a shard's executor future ends, however it ends.

@@ -60,7 +60,7 @@ impl Pickup {
     }
 
     pub async fn run(self: Rc<Self>, shard: Rc<Shard>, active: Rc<Active>) {
-        if let Err(e) = maildrop::ensure_dir(&self.queue_dir, &shard.params.mail_owner) {
+        if let Err(e) = maildrop::ensure_dir(&self.queue_dir, &shard.params().mail_owner) {
             tracing::warn!(target: "pickup", "warning: {}: {e}", maildrop::maildrop_dir(&self.queue_dir).display());
         }
         loop {
@@ -92,7 +92,7 @@ impl Pickup {
     }
 
     async fn take(&self, shard: &Shard, active: &Active, path: &Path) {
-        let limit = shard.params.smtpd.message_size_limit;
+        let limit = shard.params().smtpd.message_size_limit;
         let too_big = limit > 0
             && std::fs::metadata(path)
                 .is_ok_and(|m| m.len() > limit.saturating_add(ENVELOPE_SLACK));
@@ -119,7 +119,7 @@ impl Pickup {
         let qid = shard.qidgen.borrow_mut().next(arrival_us);
         let mut envelope = msg.envelope;
         let cleaned = cleanup(
-            &shard.cleanup,
+            &shard.cleanup(),
             CleanupInput {
                 qid: qid.as_str(),
                 arrival_secs: (arrival_us / 1_000_000) as i64,

@@ -149,12 +149,16 @@ impl ServiceParams {
         }
     }
 
-    pub fn scheduler(&self) -> Scheduler<QmgrEntry> {
-        Scheduler::new(SchedulerParams {
+    pub fn scheduler_params(&self) -> SchedulerParams {
+        SchedulerParams {
             transports: self.transports.clone(),
             recipient_limit: self.recipient_limit,
             suspend: self.backoff.minimal_backoff,
-        })
+        }
+    }
+
+    pub fn scheduler(&self) -> Scheduler<QmgrEntry> {
+        Scheduler::new(self.scheduler_params())
     }
 
     pub fn scache(&self) -> Scache<Connection<glommio::net::TcpStream>> {

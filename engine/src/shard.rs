@@ -9,7 +9,7 @@ use std::cell::{Cell, RefCell};
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -75,8 +75,42 @@ impl ShutdownWatch {
 }
 
 /// What a shard is given at start.
+/// A reloaded configuration, published by the master for every shard.
+pub struct ReloadSet {
+    pub params: MainParams,
+    pub services: ServiceParams,
+    /// Each listener's smtpd parameters, in the order of the listeners the
+    /// shards were started with.
+    pub listeners: Vec<crate::config::SmtpdParams>,
+}
+
+/// The master's mailbox for reloads: a generation number the shards poll
+/// and the latest immutable configuration (taken by each shard; the lock
+/// is held only to clone the `Arc`).
+#[derive(Clone, Default)]
+pub struct ReloadBox(Arc<(AtomicU64, std::sync::Mutex<Option<Arc<ReloadSet>>>)>);
+
+impl ReloadBox {
+    pub fn publish(&self, r: ReloadSet) {
+        if let Ok(mut g) = self.0 .1.lock() {
+            *g = Some(Arc::new(r));
+        }
+        self.0 .0.fetch_add(1, Ordering::SeqCst);
+    }
+    fn generation(&self) -> u64 {
+        self.0 .0.load(Ordering::SeqCst)
+    }
+    fn latest(&self) -> Option<Arc<ReloadSet>> {
+        self.0 .1.lock().ok().and_then(|g| g.clone())
+    }
+}
+
+/// How often a shard looks for a reloaded configuration.
+const RELOAD_POLL: Duration = Duration::from_millis(200);
+
 pub struct ShardSpec {
     pub id: usize,
+    pub reload: ReloadBox,
     pub dir: PathBuf,
     pub queue_dir: PathBuf,
     pub params: Rc<MainParams>,
@@ -138,8 +172,11 @@ impl OutcomeSink for Links {
 
 pub struct Shard {
     pub id: usize,
-    pub params: Rc<MainParams>,
-    pub cleanup: CleanupParams,
+    params: RefCell<Rc<MainParams>>,
+    cleanup: RefCell<Rc<CleanupParams>>,
+    /// Each listener's smtpd parameters, in master.cf order (replaced by
+    /// `sluice reload`; sessions keep the ones they started with).
+    smtpd_services: RefCell<Vec<Rc<SmtpdService>>>,
     pub committer: Rc<Committer>,
     pub log: Rc<RefCell<ShardLog>>,
     pub qidgen: Rc<RefCell<QidGenerator>>,
@@ -185,6 +222,40 @@ impl Shard {
 
     pub fn session_count(&self) -> usize {
         self.sessions.borrow().len()
+    }
+
+    pub fn params(&self) -> Rc<MainParams> {
+        self.params.borrow().clone()
+    }
+
+    pub fn cleanup(&self) -> Rc<CleanupParams> {
+        self.cleanup.borrow().clone()
+    }
+
+    fn smtpd_service(&self, i: usize) -> Option<Rc<SmtpdService>> {
+        self.smtpd_services.borrow().get(i).cloned()
+    }
+
+    /// Apply a reloaded configuration: new sessions, new decisions and new
+    /// deliveries use it; nothing in flight is dropped.
+    fn apply_reload(&self, r: &ReloadSet) {
+        *self.params.borrow_mut() = Rc::new(r.params.clone());
+        *self.cleanup.borrow_mut() = Rc::new(r.services.cleanup.clone());
+        let hostname = r.params.myhostname.clone();
+        let mut services = self.smtpd_services.borrow_mut();
+        for (i, smtpd) in r.listeners.iter().enumerate() {
+            if let Some(slot) = services.get_mut(i) {
+                *slot = Rc::new(SmtpdService::new(smtpd.clone(), &hostname));
+            }
+        }
+        drop(services);
+        self.active.set_params(r.services.active());
+        self.dispatch.set_params(
+            r.services.smtp.clone(),
+            r.services.resolver(),
+            r.services.scheduler_params(),
+        );
+        tracing::info!(target: "master", "shard {}: configuration reloaded", self.id);
     }
 
     pub fn take_read_buffer(&self, len: usize) -> Vec<u8> {
@@ -275,17 +346,16 @@ pub async fn run(spec: ShardSpec, ready: impl FnOnce(Result<(), String>)) {
     let _ = links.active.set(active.clone());
     let _ = links.dispatch.set(dispatch.clone());
     let pickup = (spec.id == 0).then(|| Pickup::new(&spec.queue_dir));
+    let services: Vec<Rc<SmtpdService>> = spec
+        .listeners
+        .iter()
+        .map(|(_, s)| Rc::new(SmtpdService::new(s.params.clone(), &spec.params.myhostname)))
+        .collect();
     let shard = Rc::new(Shard {
         id: spec.id,
-        cleanup: CleanupParams {
-            myhostname: spec.params.myhostname.clone(),
-            myorigin: spec.params.myorigin.clone(),
-            mail_name: spec.params.mail_name.clone(),
-            header_size_limit: spec.params.header_size_limit,
-            hopcount_limit: spec.params.hopcount_limit,
-            always_add_missing_headers: true,
-        },
-        params: spec.params.clone(),
+        cleanup: RefCell::new(Rc::new(spec.services.cleanup.clone())),
+        params: RefCell::new(spec.params.clone()),
+        smtpd_services: RefCell::new(services),
         committer: committer.clone(),
         log: log.clone(),
         qidgen,
@@ -368,9 +438,8 @@ pub async fn run(spec: ShardSpec, ready: impl FnOnce(Result<(), String>)) {
     };
 
     let mut accept_tasks = Vec::new();
-    for (std_listener, service) in spec.listeners {
+    for (index, (std_listener, _)) in spec.listeners.into_iter().enumerate() {
         let listener = crate::listen::into_glommio(std_listener);
-        let service = Rc::new(service);
         let shard = shard.clone();
         accept_tasks.push(glommio::spawn_local(async move {
             loop {
@@ -382,9 +451,11 @@ pub async fn run(spec: ShardSpec, ready: impl FnOnce(Result<(), String>)) {
                     .await;
                 match accepted {
                     Some(Ok(stream)) => {
+                        let Some(service) = shard.smtpd_service(index) else {
+                            continue;
+                        };
                         let guard = shard.register(stream.as_raw_fd());
                         let shard = shard.clone();
-                        let service = service.clone();
                         glommio::spawn_local(async move {
                             smtpd::serve(shard, service, stream).await;
                             drop(guard);
@@ -401,9 +472,27 @@ pub async fn run(spec: ShardSpec, ready: impl FnOnce(Result<(), String>)) {
             }
         }));
     }
+    let reload_task = {
+        let shard = shard.clone();
+        let reload = spec.reload.clone();
+        glommio::spawn_local(async move {
+            let mut seen = reload.generation();
+            while !shard.shutdown_requested() {
+                glommio::timer::sleep(RELOAD_POLL).await;
+                let g = reload.generation();
+                if g != seen {
+                    seen = g;
+                    if let Some(r) = reload.latest() {
+                        shard.apply_reload(&r);
+                    }
+                }
+            }
+        })
+    };
     ready(Ok(()));
 
     shard.shutdown.draining().await;
+    reload_task.await;
     for t in accept_tasks {
         t.await;
     }

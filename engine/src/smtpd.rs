@@ -72,7 +72,7 @@ struct RelayPolicy<'a> {
 
 impl Policy for RelayPolicy<'_> {
     fn check_recipient(&mut self, sender: &str, recipient: &str) -> Result<(), Reply> {
-        let p = &self.shard.params;
+        let p = self.shard.params();
         let ctx = RelayContext {
             client_addr: self.client.addr,
             mynetworks: &p.mynetworks,
@@ -293,7 +293,7 @@ async fn store_message(shard: &Shard, session: &mut Session, client: &mut Client
     let qid = shard.qidgen.borrow_mut().next(arrival_us);
     let mut envelope = msg.envelope;
     let cleaned = cleanup(
-        &shard.cleanup,
+        &shard.cleanup(),
         CleanupInput {
             qid: qid.as_str(),
             arrival_secs: (arrival_us / 1_000_000) as i64,

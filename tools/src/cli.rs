@@ -51,6 +51,8 @@ pub enum Command {
     Stop,
     /// Is the mail system running?
     Status,
+    /// Re-read main.cf, master.cf and tables without dropping sessions or mail.
+    Reload,
     /// Check the configuration.
     Check,
     /// List the queue (postqueue -p / -j).
@@ -289,6 +291,13 @@ pub fn run(cli: Cli) -> i32 {
             Err(e) => fatal(exit::UNAVAILABLE, e),
         },
         Command::Status => status(&config),
+        Command::Reload => match master::reload(&config.params.queue_directory) {
+            Ok(_) => {
+                eprintln!("sluice: refreshing the mail system");
+                exit::OK
+            }
+            Err(e) => fatal(exit::UNAVAILABLE, e),
+        },
         Command::Check => check(&config),
         Command::Mailq => crate::postqueue::list(&config, false),
         Command::Flush => crate::postqueue::flush(&config),

@@ -373,6 +373,15 @@ impl<E: Entry> Scheduler<E> {
         self.queues.len()
     }
 
+    /// New limits (reload). Destinations already known keep their window
+    /// state; transports take their new limits at once.
+    pub fn set_params(&mut self, params: SchedulerParams) {
+        for (name, t) in self.transports.iter_mut() {
+            t.params = *params.transports.get(name);
+        }
+        self.params = params;
+    }
+
     pub fn params(&self) -> &SchedulerParams {
         &self.params
     }
