@@ -288,7 +288,7 @@ for conn in $CONNECTIONS; do
             printf ' %9s' "${v:-n/a}"
             [[ -n $v ]] && values+=("$v")
         done
-        m=$(printf '%s\n' "${values[@]}" | { grep . || true; } | median)
+        m=$(printf '%s\n' "${values[@]}" | { grep . || true; } | median %.1f)
         MEDIAN[$conn,$prog]=$m
         printf ' %9s\n' "$m"
     done

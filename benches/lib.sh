@@ -15,7 +15,8 @@
 #   die MSG… / note MSG…            fatal error (exit 1) / progress line
 #   free_port                       a loopback port nothing uses
 #   wait_listening PORT SECS        until something listens on PORT
-#   check_owner PORT NAME [PID]     only NAME (that PID) listens on PORT
+#   check_owner PORT NAME [PID]     only NAME (PID and its children) on PORT
+#   descends_from PID ROOT          PID is ROOT or its descendant
 #   now                             wall clock, seconds with microseconds
 #   elapsed T0 T1                   T1 - T0, seconds
 #   sluice_build                    cargo build --release (unless SKIP_BUILD)
@@ -74,20 +75,45 @@ wait_listening() {
     return 1
 }
 
-# check_owner PORT NAME [PID]: every socket listening on PORT belongs to a
-# process called NAME (and, given PID, to that process). SO_REUSEPORT lets
-# two programs share a port and split the traffic without a word.
+# check_owner PORT NAME [PID]: every socket listening on PORT belongs to
+# a process called NAME or, given PID, to PID or one of its descendants
+# (Postfix's master hands its listening socket to the smtpd processes it
+# forks). SO_REUSEPORT lets two programs share a port and split the
+# traffic without a word.
 check_owner() {
-    local port=$1 want=$2 pid=${3:-} owners pids
+    local port=$1 want=$2 root=${3:-} owners pids p bad=
     owners=$(ss -ltnpH "sport = :$port" | grep -o '"[^"]*",pid=' |
         cut -d'"' -f2 | sort -u | tr '\n' ' ')
     pids=$(ss -ltnpH "sport = :$port" | grep -o 'pid=[0-9]*' |
         cut -d= -f2 | sort -u | tr '\n' ' ')
-    if [[ $owners != "$want " || (-n $pid && $pids != "$pid ") ]]; then
-        echo "port $port is held by '${owners% }' (pids ${pids% }), expected only '$want'${pid:+ (pid $pid)}:" >&2
+    if [[ -z $pids ]]; then
+        bad="nothing listens"
+    elif [[ -n $root ]]; then
+        for p in $pids; do
+            descends_from "$p" "$root" || bad="pid $p is not $root or its descendant"
+        done
+    elif [[ $owners != "$want " ]]; then
+        bad="expected only '$want'"
+    fi
+    if [[ -n $bad ]]; then
+        echo "port $port is held by '${owners% }' (pids ${pids% }): $bad" >&2
         ss -ltnp "sport = :$port" >&2
         return 1
     fi
+}
+
+# descends_from PID ROOT: PID is ROOT or below it in the process tree.
+descends_from() {
+    local p=$1 root=$2 i stat
+    for ((i = 0; i < 64; i++)); do
+        [[ $p == "$root" ]] && return 0
+        [[ -z $p || $p == 0 || $p == 1 ]] && return 1
+        stat=$(cat "/proc/$p/stat" 2>/dev/null) || return 1
+        stat=${stat##*) }
+        p=${stat#* }
+        p=${p%% *}
+    done
+    return 1
 }
 
 # ------------------------------------------------------------------ time

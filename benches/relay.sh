@@ -526,6 +526,13 @@ for conn in $CONNECTIONS; do
     done
 done
 
+if has "$TOOLS" sluice; then
+    echo
+    echo "Note: with the sluice tools a relay run's end is when \`sluice sink --count\` reports,"
+    echo "which it does only after the MTA's idle cached connections left (up to ~2 s);"
+    echo "the postfix tools' end (smtp-sink -c counter) is exact."
+fi
+
 if ((${#FAILURES[@]} > 0)); then
     echo >&2
     echo "$BENCH: not everything was measured:" >&2

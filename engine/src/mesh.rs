@@ -109,7 +109,18 @@ impl Mesh {
     pub async fn connect(id: usize, ends: MeshEnds) -> (Mesh, Vec<ConnectedReceiver<ShardMsg>>) {
         // A connect completes only when the other end connects too, so all
         // ends connect at once (one after another would deadlock shards
-        // that wait for each other).
+        // that wait for each other). glommio notices the peer's connect
+        // only when its reactor runs, and nothing wakes a parked executor
+        // for it: a ticking timer keeps the reactor turning meanwhile.
+        let connecting = std::rc::Rc::new(std::cell::Cell::new(true));
+        let ticker = {
+            let connecting = connecting.clone();
+            glommio::spawn_local(async move {
+                while connecting.get() {
+                    glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
+                }
+            })
+        };
         let senders: Vec<_> = ends
             .senders
             .into_iter()
@@ -131,6 +142,8 @@ impl Mesh {
         for r in receivers {
             rx.push(r.await);
         }
+        connecting.set(false);
+        ticker.await;
         (
             Mesh {
                 id,

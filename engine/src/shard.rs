@@ -411,6 +411,9 @@ pub async fn run(spec: ShardSpec, ready: impl FnOnce(Result<(), String>)) {
         let shard = shard.clone();
         glommio::spawn_local(async move {
             loop {
+                if shard.shutdown_requested() {
+                    break;
+                }
                 let accepted = futures_lite::future::or(
                     async { Some(control_listener.accept().await) },
                     async {
@@ -443,6 +446,11 @@ pub async fn run(spec: ShardSpec, ready: impl FnOnce(Result<(), String>)) {
         let shard = shard.clone();
         accept_tasks.push(glommio::spawn_local(async move {
             loop {
+                // A steady stream of connections must not keep a draining
+                // shard accepting (or() polls accept first).
+                if shard.shutdown_requested() {
+                    break;
+                }
                 let accepted =
                     futures_lite::future::or(async { Some(listener.accept().await) }, async {
                         shard.shutdown.draining().await;

@@ -61,14 +61,17 @@
 //! count (u32), each with address, NOTIFY bits (u8) and optional ORCPT;
 //! optional SIZE (u64); BODY (u8: 0 none, 1 7BIT, 2 8BITMIME, 3
 //! BINARYMIME); SMTPUTF8 (u8); RET (u8: 0 none, 1 FULL, 2 HDRS); optional
-//! ENVID; the content, last.
+//! ENVID; the content, last. The fields from sender to ENVID are the
+//! envelope exactly as a queue log `Message` record stores it, and are
+//! written and read by the same code ([`crate::record`]).
 
 mod dir;
 #[cfg(test)]
 mod tests;
 
-use sluice_protocols::envelope::{Body, Envelope, MailParams, Notify, Recipient, Ret};
+use sluice_protocols::envelope::Envelope;
 
+use crate::record;
 use crate::wire::{self, Field, Reader};
 
 pub use dir::{
@@ -192,40 +195,10 @@ fn le_u64(b: &[u8]) -> u64 {
 }
 
 fn encode_payload(m: &MaildropMessage, out: &mut Vec<u8>) {
-    let env = &m.envelope;
     wire::put_u32(out, m.uid);
     wire::put_opt_str(out, m.fullname.as_deref());
     wire::put_u64(out, m.submitted_us);
-    wire::put_str(out, &env.sender);
-    // More than 4 billion recipients cannot be given on a command line or
-    // in headers that fit message_size_limit; the count and the list
-    // written stay consistent either way.
-    let count = u32::try_from(env.recipients.len()).unwrap_or(u32::MAX);
-    wire::put_u32(out, count);
-    for r in env.recipients.iter().take(count as usize) {
-        wire::put_str(out, &r.address);
-        wire::put_u8(out, r.notify.0);
-        wire::put_opt_str(out, r.orcpt.as_deref());
-    }
-    match env.mail.size {
-        None => wire::put_u8(out, 0),
-        Some(size) => {
-            wire::put_u8(out, 1);
-            wire::put_u64(out, size);
-        }
-    }
-    wire::put_u8(
-        out,
-        match env.mail.body {
-            Body::Unspecified => 0,
-            Body::SevenBit => 1,
-            Body::EightBitMime => 2,
-            Body::BinaryMime => 3,
-        },
-    );
-    wire::put_u8(out, u8::from(env.mail.smtputf8));
-    wire::put_u8(out, env.mail.ret.map_or(0, |r| r as u8));
-    wire::put_opt_str(out, env.mail.envid.as_deref());
+    record::encode_envelope(&m.envelope, out);
     wire::put_bytes(out, &m.content);
 }
 
@@ -234,38 +207,7 @@ fn decode_payload(payload: &[u8]) -> Result<MaildropMessage, Field> {
     let uid = r.u32("uid")?;
     let fullname = r.opt_str("full name")?;
     let submitted_us = r.u64("submission time")?;
-    let sender = r.string("sender")?;
-    let count = r.u32("recipient count")?;
-    // No with_capacity(count): a count is only believed as far as the
-    // payload actually holds recipients.
-    let mut recipients = Vec::new();
-    for _ in 0..count {
-        recipients.push(Recipient {
-            address: r.string("recipient")?,
-            notify: Notify(r.u8("notify")?),
-            orcpt: r.opt_str("orcpt")?,
-        });
-    }
-    let size = if r.bool("size")? {
-        Some(r.u64("size")?)
-    } else {
-        None
-    };
-    let body = match r.u8("body")? {
-        0 => Body::Unspecified,
-        1 => Body::SevenBit,
-        2 => Body::EightBitMime,
-        3 => Body::BinaryMime,
-        _ => return Err("body"),
-    };
-    let smtputf8 = r.bool("smtputf8")?;
-    let ret = match r.u8("ret")? {
-        0 => None,
-        1 => Some(Ret::Full),
-        2 => Some(Ret::Hdrs),
-        _ => return Err("ret"),
-    };
-    let envid = r.opt_str("envid")?;
+    let envelope = record::decode_envelope(&mut r)?;
     let content = r.bytes("content")?.to_vec();
     if !r.is_empty() {
         return Err("trailing bytes");
@@ -274,17 +216,7 @@ fn decode_payload(payload: &[u8]) -> Result<MaildropMessage, Field> {
         uid,
         fullname,
         submitted_us,
-        envelope: Envelope {
-            sender,
-            recipients,
-            mail: MailParams {
-                size,
-                body,
-                smtputf8,
-                ret,
-                envid,
-            },
-        },
+        envelope,
         content,
     })
 }

@@ -428,36 +428,8 @@ fn encode_payload(record: &Record, out: &mut Vec<u8>) {
 }
 
 fn encode_message(m: &MessageRecord, out: &mut Vec<u8>) {
-    let env = &m.envelope;
     wire::put_u64(out, m.arrival_us);
-    wire::put_str(out, &env.sender);
-    // An envelope with more than 4 billion recipients cannot reach us:
-    // smtpd_recipient_limit and the content size bound it long before.
-    wire::put_u32(out, u32::try_from(env.recipients.len()).unwrap_or(u32::MAX));
-    for r in env.recipients.iter().take(u32::MAX as usize) {
-        wire::put_str(out, &r.address);
-        wire::put_u8(out, r.notify.0);
-        wire::put_opt_str(out, r.orcpt.as_deref());
-    }
-    match env.mail.size {
-        None => wire::put_u8(out, 0),
-        Some(size) => {
-            wire::put_u8(out, 1);
-            wire::put_u64(out, size);
-        }
-    }
-    wire::put_u8(
-        out,
-        match env.mail.body {
-            Body::Unspecified => 0,
-            Body::SevenBit => 1,
-            Body::EightBitMime => 2,
-            Body::BinaryMime => 3,
-        },
-    );
-    wire::put_u8(out, u8::from(env.mail.smtputf8));
-    wire::put_u8(out, env.mail.ret.map_or(0, |r| r as u8));
-    wire::put_opt_str(out, env.mail.envid.as_deref());
+    encode_envelope(&m.envelope, out);
     match &m.client {
         None => wire::put_u8(out, 0),
         Some(c) => {
@@ -537,38 +509,7 @@ fn decode_message(
     copy_content: bool,
 ) -> Result<(MessageRecord, u64), Field> {
     let arrival_us = r.u64("arrival time")?;
-    let sender = r.string("sender")?;
-    let count = r.u32("recipient count")?;
-    // No with_capacity(count): a count is only believed as far as the
-    // payload actually holds recipients.
-    let mut recipients = Vec::new();
-    for _ in 0..count {
-        recipients.push(Recipient {
-            address: r.string("recipient")?,
-            notify: Notify(r.u8("notify")?),
-            orcpt: r.opt_str("orcpt")?,
-        });
-    }
-    let size = if r.bool("size")? {
-        Some(r.u64("size")?)
-    } else {
-        None
-    };
-    let body = match r.u8("body")? {
-        0 => Body::Unspecified,
-        1 => Body::SevenBit,
-        2 => Body::EightBitMime,
-        3 => Body::BinaryMime,
-        _ => return Err("body"),
-    };
-    let smtputf8 = r.bool("smtputf8")?;
-    let ret = match r.u8("ret")? {
-        0 => None,
-        1 => Some(Ret::Full),
-        2 => Some(Ret::Hdrs),
-        _ => return Err("ret"),
-    };
-    let envid = r.opt_str("envid")?;
+    let envelope = decode_envelope(r)?;
     let client = if r.bool("client")? {
         let name = r.string("client name")?;
         let addr = match r.u8("client address")? {
@@ -610,17 +551,7 @@ fn decode_message(
     let message = MessageRecord {
         qid,
         arrival_us,
-        envelope: Envelope {
-            sender,
-            recipients,
-            mail: MailParams {
-                size,
-                body,
-                smtputf8,
-                ret,
-                envid,
-            },
-        },
+        envelope,
         client,
         content: if copy_content {
             content.to_vec()
@@ -629,6 +560,90 @@ fn decode_message(
         },
     };
     Ok((message, content.len() as u64))
+}
+
+/// Appends the envelope fields shared by `Message` records and maildrop
+/// files: sender; recipient count (u32), each with address, NOTIFY bits
+/// (u8), optional ORCPT; optional SIZE (u64); BODY (u8); SMTPUTF8 (u8);
+/// RET (u8, 0 none, 1 FULL, 2 HDRS); optional ENVID.
+///
+/// Both on-disk formats embed this sequence, so it lives in one place.
+pub(crate) fn encode_envelope(env: &Envelope, out: &mut Vec<u8>) {
+    wire::put_str(out, &env.sender);
+    // An envelope with more than 4 billion recipients cannot reach us:
+    // smtpd_recipient_limit and the content size bound it long before.
+    wire::put_u32(out, u32::try_from(env.recipients.len()).unwrap_or(u32::MAX));
+    for r in env.recipients.iter().take(u32::MAX as usize) {
+        wire::put_str(out, &r.address);
+        wire::put_u8(out, r.notify.0);
+        wire::put_opt_str(out, r.orcpt.as_deref());
+    }
+    match env.mail.size {
+        None => wire::put_u8(out, 0),
+        Some(size) => {
+            wire::put_u8(out, 1);
+            wire::put_u64(out, size);
+        }
+    }
+    wire::put_u8(
+        out,
+        match env.mail.body {
+            Body::Unspecified => 0,
+            Body::SevenBit => 1,
+            Body::EightBitMime => 2,
+            Body::BinaryMime => 3,
+        },
+    );
+    wire::put_u8(out, u8::from(env.mail.smtputf8));
+    wire::put_u8(out, env.mail.ret.map_or(0, |r| r as u8));
+    wire::put_opt_str(out, env.mail.envid.as_deref());
+}
+
+/// Reads the fields written by [`encode_envelope`].
+pub(crate) fn decode_envelope(r: &mut Reader<'_>) -> Result<Envelope, Field> {
+    let sender = r.string("sender")?;
+    let count = r.u32("recipient count")?;
+    // No with_capacity(count): a count is only believed as far as the
+    // payload actually holds recipients.
+    let mut recipients = Vec::new();
+    for _ in 0..count {
+        recipients.push(Recipient {
+            address: r.string("recipient")?,
+            notify: Notify(r.u8("notify")?),
+            orcpt: r.opt_str("orcpt")?,
+        });
+    }
+    let size = if r.bool("size")? {
+        Some(r.u64("size")?)
+    } else {
+        None
+    };
+    let body = match r.u8("body")? {
+        0 => Body::Unspecified,
+        1 => Body::SevenBit,
+        2 => Body::EightBitMime,
+        3 => Body::BinaryMime,
+        _ => return Err("body"),
+    };
+    let smtputf8 = r.bool("smtputf8")?;
+    let ret = match r.u8("ret")? {
+        0 => None,
+        1 => Some(Ret::Full),
+        2 => Some(Ret::Hdrs),
+        _ => return Err("ret"),
+    };
+    let envid = r.opt_str("envid")?;
+    Ok(Envelope {
+        sender,
+        recipients,
+        mail: MailParams {
+            size,
+            body,
+            smtputf8,
+            ret,
+            envid,
+        },
+    })
 }
 
 #[cfg(test)]

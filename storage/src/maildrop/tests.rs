@@ -1,6 +1,7 @@
 use super::dir::*;
 use super::*;
 use proptest::prelude::*;
+use sluice_protocols::envelope::{Body, MailParams, Notify, Recipient, Ret};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};

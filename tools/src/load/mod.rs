@@ -35,22 +35,6 @@ pub use source::{dot_stuff, run_source, SourceConfig, SourceReport};
 /// Longer lines from a server are cut there and the rest discarded.
 pub const MAX_REPLY_LINE: usize = 512;
 
-/// The first `needle` in `hay`, by the C library's memchr (vectorised);
-/// `memchr` the crate is not a dependency of this package.
-fn find_byte(needle: u8, hay: &[u8]) -> Option<usize> {
-    if hay.is_empty() {
-        return None;
-    }
-    // SAFETY: the pointer and length come from one live slice, and memchr
-    // reads at most `len` bytes from it.
-    let p = unsafe { libc::memchr(hay.as_ptr().cast(), libc::c_int::from(needle), hay.len()) };
-    if p.is_null() {
-        None
-    } else {
-        Some(p as usize - hay.as_ptr() as usize)
-    }
-}
-
 /// Is stderr a terminal? Progress lines are drawn only then.
 pub fn stderr_is_tty() -> bool {
     // SAFETY: isatty only inspects the descriptor number.

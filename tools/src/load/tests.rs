@@ -117,7 +117,10 @@ fn dot_stuff_table() {
         (b"..x\r\n", b"...x\r\n"),
         (b"a\nb", b"a\r\nb\r\n"),
         (b"a.b\r\n.\n", b"a.b\r\n..\r\n"),
-        (b"x\r\r\n", b"x\r\r\n"),
+        // A bare CR is a line ending of its own (as in the SMTP client),
+        // so no next hop can read the lines differently.
+        (b"x\r\r\n", b"x\r\n\r\n"),
+        (b"a\r.b\r\n", b"a\r\n..b\r\n"),
     ];
     for (raw, want) in table {
         assert_eq!(dot_stuff(raw), *want, "{:?}", String::from_utf8_lossy(raw));

@@ -26,8 +26,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use sluice_protocols::smtp::client::data::DotStuffer;
+
 use self::conn::{Conn, Opened, Outcome, SessionError};
-use super::find_byte;
 use super::histogram::Histogram;
 
 mod conn;
@@ -149,26 +150,26 @@ fn generated_body(size: usize) -> Vec<u8> {
 }
 
 /// Dot-stuff `raw` for DATA (RFC 5321 §4.5.2) and make every line end in
-/// CRLF (a bare LF becomes CRLF; a missing final line break is added).
-/// The terminating `.` line is not included.
+/// CRLF (a bare LF or bare CR becomes CRLF; a missing final line break is
+/// added). The terminating `.` line is not included, so that the headers
+/// and the body can be stuffed apart and sent one after the other.
+///
+/// This is the SMTP client's encoder
+/// ([`sluice_protocols::smtp::client::data::DotStuffer`]), so the load
+/// source sends exactly what Sluice's own smtp client would.
 pub fn dot_stuff(raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(raw.len() + raw.len() / 64 + 4);
-    let mut rest = raw;
-    while !rest.is_empty() {
-        let (line, tail) = match find_byte(b'\n', rest) {
-            Some(i) => rest.split_at(i + 1),
-            None => (rest, &rest[rest.len()..]),
-        };
-        if line.first() == Some(&b'.') {
-            out.push(b'.');
-        }
-        let text = line.strip_suffix(b"\n").unwrap_or(line);
-        out.extend_from_slice(text.strip_suffix(b"\r").unwrap_or(text));
-        out.extend_from_slice(b"\r\n");
-        rest = tail;
-    }
+    let mut out = Vec::with_capacity(raw.len() + raw.len() / 64 + 5);
+    let mut enc = DotStuffer::new();
+    enc.encode(raw, &mut out);
+    enc.finish(&mut out);
+    // `finish` completes the last line, then appends exactly the
+    // end-of-data line; the caller sends that once, after the body.
+    out.truncate(out.len().saturating_sub(END_OF_DATA.len()));
     out
 }
+
+/// What [`DotStuffer::finish`] appends after the content.
+const END_OF_DATA: &[u8] = b".\r\n";
 
 /// The outcome of a run.
 #[derive(Clone, Debug, Default, PartialEq)]
