@@ -5,7 +5,8 @@
 //! another's state. A client sends one request line and reads the answer
 //! until the daemon closes the connection. Today's request is `showq`;
 //! the answer is one line per message in a small tab-separated form
-//! ([`encode_entry`] / [`decode_entry`]) that both ends of this crate share.
+//! ([`encode_entry`] / [`decode_entry`]) that both ends of this crate share,
+//! sent in bounded chunks and read as a stream ([`stream_showq_from`]).
 //!
 //! When the daemon is down the same listing is built by replaying the log
 //! read-only ([`read_offline`]), so `mailq` works either way.
@@ -166,15 +167,6 @@ pub fn decode_entry(line: &str) -> Option<QueueSummary> {
     })
 }
 
-/// Render a shard's whole listing (called on the shard, from its index).
-pub fn render_showq<'a>(metas: impl Iterator<Item = &'a MessageMeta>) -> String {
-    let mut out = String::new();
-    for m in metas {
-        encode_entry(&summarize(m), &mut out);
-    }
-    out
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
     #[error("{path}: {source}")]
@@ -186,37 +178,6 @@ pub enum ControlError {
     Malformed { path: PathBuf },
     #[error("queue log {path}: {message}")]
     Log { path: PathBuf, message: String },
-}
-
-/// Ask one shard's control socket for its listing.
-pub fn query_showq(socket: &Path) -> Result<Vec<QueueSummary>, ControlError> {
-    let io = |source| ControlError::Io {
-        path: socket.to_path_buf(),
-        source,
-    };
-    let mut s = UnixStream::connect(socket).map_err(io)?;
-    s.set_read_timeout(Some(CLIENT_TIMEOUT)).map_err(io)?;
-    s.set_write_timeout(Some(CLIENT_TIMEOUT)).map_err(io)?;
-    s.write_all(b"showq\n").map_err(io)?;
-    let mut entries = Vec::new();
-    let mut r = BufReader::new(s);
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if r.read_line(&mut line).map_err(io)? == 0 {
-            break;
-        }
-        if line == ".\n" {
-            return Ok(entries);
-        }
-        entries.push(decode_entry(&line).ok_or_else(|| ControlError::Malformed {
-            path: socket.to_path_buf(),
-        })?);
-    }
-    // No end marker: the daemon went away mid-answer.
-    Err(ControlError::Malformed {
-        path: socket.to_path_buf(),
-    })
 }
 
 /// Send one request and read the answer up to its `.` line.
@@ -312,12 +273,11 @@ pub async fn serve(
     }
     let line = req.split(|&b| b == b'\n').next().unwrap_or_default();
     let line = String::from_utf8_lossy(line).into_owned();
+    if line == "showq" || line.starts_with("showq ") {
+        let queue = line.strip_prefix("showq ").map(str::trim);
+        return stream_showq(&mut stream, &shard, queue).await;
+    }
     let answer = match line.as_str() {
-        "showq" => {
-            let mut s = render_showq(shard.log.borrow().index().iter());
-            s.push_str(".\n");
-            s
-        }
         "flush" => {
             shard.active.flush();
             if let Some(p) = &shard.pickup {
@@ -365,6 +325,83 @@ pub async fn serve(
     };
     stream.write_all(answer.as_bytes()).await?;
     stream.close().await
+}
+
+/// Entries rendered per write: the answer for a large queue goes out in
+/// bounded pieces instead of one string as large as the queue.
+const SHOWQ_CHUNK: usize = 512;
+
+/// Answer `showq [queue]` from this shard's index, in chunks. The index is
+/// borrowed only while a chunk is rendered, never across a write.
+async fn stream_showq(
+    stream: &mut glommio::net::UnixStream,
+    shard: &crate::shard::Shard,
+    queue: Option<&str>,
+) -> std::io::Result<()> {
+    use futures_lite::AsyncWriteExt;
+    let ids: Vec<sluice_storage::qid::QueueId> = shard
+        .log
+        .borrow()
+        .index()
+        .iter()
+        .filter(|m| queue.is_none_or(|q| m.state.name() == q))
+        .map(|m| m.qid.clone())
+        .collect();
+    for chunk in ids.chunks(SHOWQ_CHUNK) {
+        let text = {
+            let log = shard.log.borrow();
+            let mut out = String::new();
+            for q in chunk {
+                // Gone since the list was taken: nothing to show.
+                if let Some(m) = log.index().get(q) {
+                    encode_entry(&summarize(m), &mut out);
+                }
+            }
+            out
+        };
+        stream.write_all(text.as_bytes()).await?;
+    }
+    stream.write_all(b".\n").await?;
+    stream.close().await
+}
+
+/// Ask one shard for its listing of `queue` (all queues: `None`), handing
+/// each entry to `f` as it arrives.
+pub fn stream_showq_from(
+    socket: &Path,
+    queue: Option<&str>,
+    mut f: impl FnMut(QueueSummary) -> std::io::Result<()>,
+) -> Result<(), ControlError> {
+    let io = |source| ControlError::Io {
+        path: socket.to_path_buf(),
+        source,
+    };
+    let mut s = UnixStream::connect(socket).map_err(io)?;
+    s.set_read_timeout(Some(CLIENT_TIMEOUT)).map_err(io)?;
+    s.set_write_timeout(Some(CLIENT_TIMEOUT)).map_err(io)?;
+    let req = match queue {
+        Some(q) => format!("showq {q}\n"),
+        None => "showq\n".to_string(),
+    };
+    s.write_all(req.as_bytes()).map_err(io)?;
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line).map_err(io)? == 0 {
+            // No end marker: the daemon went away mid-answer.
+            return Err(ControlError::Malformed {
+                path: socket.to_path_buf(),
+            });
+        }
+        if line == ".\n" {
+            return Ok(());
+        }
+        let e = decode_entry(&line).ok_or_else(|| ControlError::Malformed {
+            path: socket.to_path_buf(),
+        })?;
+        f(e).map_err(io)?;
+    }
 }
 
 /// Apply a postsuper request to this shard's messages: plan from the

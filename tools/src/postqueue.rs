@@ -8,40 +8,55 @@ use sluice_engine::master;
 use crate::cli::exit;
 use crate::showq::{self, ShowqEntry, ShowqRecipient};
 
-/// Postfix lists maildrop, active, incoming, deferred, hold in that order.
-fn queue_rank(name: &str) -> u8 {
-    match name {
-        "maildrop" => 0,
-        "active" => 1,
-        "incoming" => 2,
-        "deferred" => 3,
-        "hold" => 4,
-        _ => 5,
+/// The queues in the order Postfix's showq scans them (corrupt last: a
+/// Sluice state that Postfix does not list, shown so it is not missed).
+const QUEUE_ORDER: &[&str] = &[
+    "maildrop", "active", "incoming", "deferred", "hold", "corrupt",
+];
+
+/// Hand every queued message to `f`, queue by queue, without holding the
+/// whole listing: from the daemon's shards when it runs, else from each
+/// shard's log.
+pub fn for_each(
+    config: &Config,
+    mut f: impl FnMut(QueueSummary) -> std::io::Result<()>,
+) -> Result<(), String> {
+    let queue_dir = &config.params.queue_directory;
+    let shards =
+        control::shard_dirs(queue_dir).map_err(|e| format!("{}: {e}", queue_dir.display()))?;
+    if master::running_pid(queue_dir).is_some() {
+        for q in QUEUE_ORDER {
+            for (n, _) in &shards {
+                control::stream_showq_from(&control::showq_socket(queue_dir, *n), Some(q), &mut f)
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        return Ok(());
     }
+    let mut logs = Vec::with_capacity(shards.len());
+    for (n, dir) in &shards {
+        let (log, _) = sluice_storage::log::ShardLog::open_readonly(queue_dir, *n as u16)
+            .map_err(|e| format!("queue log {}: {e}", dir.display()))?;
+        logs.push(log);
+    }
+    for q in QUEUE_ORDER {
+        for log in &logs {
+            for m in log.index().iter().filter(|m| m.state.name() == *q) {
+                f(control::summarize(m)).map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    Ok(())
 }
 
-/// The whole queue, from the daemon when it runs, else from the log.
+/// The whole queue, from the daemon when it runs, else from the log (for
+/// counts and tests; the listings stream through [`for_each`]).
 pub fn collect(config: &Config) -> Result<Vec<QueueSummary>, String> {
-    let queue_dir = &config.params.queue_directory;
-    let mut all = if master::running_pid(queue_dir).is_some() {
-        let shards =
-            control::shard_dirs(queue_dir).map_err(|e| format!("{}: {e}", queue_dir.display()))?;
-        let mut v = Vec::new();
-        for (n, _) in shards {
-            let sock = control::showq_socket(queue_dir, n);
-            v.extend(control::query_showq(&sock).map_err(|e| e.to_string())?);
-        }
-        v
-    } else {
-        control::read_offline(queue_dir).map_err(|e| e.to_string())?
-    };
-    all.sort_by(|a, b| {
-        (queue_rank(&a.queue_name), a.arrival_secs, &a.queue_id).cmp(&(
-            queue_rank(&b.queue_name),
-            b.arrival_secs,
-            &b.queue_id,
-        ))
-    });
+    let mut all = Vec::new();
+    for_each(config, |s| {
+        all.push(s);
+        Ok(())
+    })?;
     Ok(all)
 }
 
@@ -65,28 +80,30 @@ fn to_entry(s: QueueSummary) -> ShowqEntry {
     }
 }
 
-/// `postqueue -p` (json = false) or `-j`.
+/// `postqueue -p` (json = false) or `-j`, streamed: memory stays bounded
+/// by one chunk of the answer, whatever the size of the queue.
 pub fn list(config: &Config, json: bool) -> i32 {
-    let entries: Vec<ShowqEntry> = match collect(config) {
-        Ok(v) => v.into_iter().map(to_entry).collect(),
+    let stdout = std::io::stdout();
+    let out = std::io::BufWriter::new(stdout.lock());
+    let result = if json {
+        let mut w = showq::JsonWriter::new(out);
+        for_each(config, |s| w.entry(&to_entry(s)))
+            .and_then(|()| std::io::Write::flush(&mut w.finish()).map_err(|e| e.to_string()))
+    } else {
+        let mut w =
+            showq::MailqWriter::new(out, true, sluice_agents::datetime::BrokenDownTime::local);
+        for_each(config, |s| w.entry(&to_entry(s))).and_then(|()| {
+            w.finish()
+                .and_then(|mut o| std::io::Write::flush(&mut o))
+                .map_err(|e| e.to_string())
+        })
+    };
+    match result {
+        Ok(()) => exit::OK,
+        Err(e) if e.contains("Broken pipe") => exit::OK,
         Err(e) => {
             eprintln!("postqueue: fatal: Queue report unavailable: {e}");
-            return exit::UNAVAILABLE;
-        }
-    };
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let r = if json {
-        showq::format_json(&entries, &mut out)
-    } else {
-        showq::format_mailq(&entries, true, &mut out)
-    };
-    match r.and_then(|()| std::io::Write::flush(&mut out)) {
-        Ok(()) => exit::OK,
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
-        Err(e) => {
-            eprintln!("postqueue: fatal: write error: {e}");
-            exit::TEMPFAIL
+            exit::UNAVAILABLE
         }
     }
 }
