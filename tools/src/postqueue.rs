@@ -33,14 +33,13 @@ pub fn for_each(
         }
         return Ok(());
     }
-    let mut logs = Vec::with_capacity(shards.len());
+    // Daemon down: one shard's log at a time (replaying a shard reads its
+    // segments; holding every shard at once would multiply that), each
+    // shard's messages queue by queue.
     for (n, dir) in &shards {
         let (log, _) = sluice_storage::log::ShardLog::open_readonly(queue_dir, *n as u16)
             .map_err(|e| format!("queue log {}: {e}", dir.display()))?;
-        logs.push(log);
-    }
-    for q in QUEUE_ORDER {
-        for log in &logs {
+        for q in QUEUE_ORDER {
             for m in log.index().iter().filter(|m| m.state.name() == *q) {
                 f(control::summarize(m)).map_err(|e| e.to_string())?;
             }
