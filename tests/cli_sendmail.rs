@@ -257,3 +257,56 @@ fn bs_session_on_stdio() {
     assert!(q[0].contains("\"address\": \"bob@example.org\""), "{q:?}");
     inst.stop();
 }
+
+/// A malformed maildrop file is moved aside with a log line, never retried
+/// forever and never lost silently; good files next to it are queued.
+#[test]
+fn a_malformed_maildrop_file_is_moved_aside() {
+    let mut inst = Instance::new("maildrop-bad", "");
+    // A good submission while the daemon is down, and a damaged file.
+    let mut cmd = std::process::Command::new(SLUICE);
+    cmd.args(["sendmail", "-C"]).arg(inst.config_dir()).args([
+        "-f",
+        "alice@example.org",
+        "bob@example.net",
+    ]);
+    let out = run_with_input(
+        cmd,
+        b"Subject: good\n\nfine\n",
+        std::time::Duration::from_secs(30),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let maildrop = inst.queue_dir().join("maildrop");
+    std::fs::write(
+        maildrop.join("1700000000.000001.1.0"),
+        b"\xA7SLd garbage that is no maildrop file",
+    )
+    .unwrap();
+    inst.start();
+    let bad_dir = inst.queue_dir().join("maildrop-bad");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while std::time::Instant::now() < deadline
+        && (std::fs::read_dir(&bad_dir).map_or(0, |d| d.count()) == 0
+            || std::fs::read_dir(&maildrop).map_or(1, |d| d.count()) > 0)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        std::fs::read_dir(&maildrop).unwrap().count(),
+        0,
+        "maildrop/ emptied"
+    );
+    assert_eq!(
+        std::fs::read_dir(&bad_dir).unwrap().count(),
+        1,
+        "the damaged file kept aside"
+    );
+    let json = inst.queue_json();
+    assert_eq!(json.len(), 1, "the good message is queued: {json:?}");
+    assert!(inst.stop().success());
+    assert!(inst.log().contains("moved to"), "{}", inst.log());
+}
