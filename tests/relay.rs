@@ -213,7 +213,7 @@ fn a_4xx_reply_defers_with_the_servers_words() {
 
 /// Recipients at example.net go to a next hop that rejects them; the
 /// sender's domain goes to a good one, where the bounce arrives.
-fn bounce_setup(tag: &str) -> (Sink, Sink, Instance) {
+fn bounce_setup(tag: &str) -> (Sink, Sink, Instance, TempDir) {
     let good = sink(|_| {});
     let bad = sink(|c| {
         c.reply_perm_fail = 1.0;
@@ -231,14 +231,13 @@ fn bounce_setup(tag: &str) -> (Sink, Sink, Instance) {
         &format!("transport_maps = texthash:{}\n", map.display()),
     );
     let inst = Instance::new(tag, &extra);
-    // Keep the map's directory alive as long as the instance.
-    std::mem::forget(dir);
-    (good, bad, inst)
+    // The caller keeps the map's directory as long as the instance.
+    (good, bad, inst, dir)
 }
 
 #[test]
 fn a_5xx_reply_bounces_exactly_once_to_the_sender() {
-    let (good, bad, mut inst) = bounce_setup("bounce");
+    let (good, bad, mut inst, _maps) = bounce_setup("bounce");
     inst.start();
     let mut c = session(&inst);
     let qid = queued_as(&c.send_mail(
@@ -293,7 +292,7 @@ fn a_5xx_reply_bounces_exactly_once_to_the_sender() {
 
 #[test]
 fn a_failed_null_sender_message_is_not_bounced() {
-    let (good, _bad, mut inst) = bounce_setup("nullsender");
+    let (good, _bad, mut inst, _maps) = bounce_setup("nullsender");
     inst.start();
     let mut c = session(&inst);
     let qid =
