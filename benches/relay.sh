@@ -15,13 +15,9 @@
 #
 # How the end is seen: smtp-sink -c prints a running message counter,
 # which a watcher reads as it comes (the time is taken when it reaches
-# the count: exact). `sluice sink --count N` prints its counters when it
-# has N messages and exits; the time is when that line appears. Today the
-# sink prints it only after it let idle sessions leave, which an MTA's
-# cached connections make up to ~2 s (Postfix's and Sluice's
-# smtp_connection_cache_time_limit), so with the "sluice" tools a relay
-# run reads slower than it is by up to 2 s over the whole run; source ->
-# sink (ceiling) is exact, the source's sessions QUIT at once.
+# the count: exact). `sluice sink --count N` prints "N messages received"
+# the moment it has N messages (then lets sessions leave and exits); the
+# time is when that line appears: exact too.
 #
 # Each run: a fresh sink and a fresh MTA queue, a warm-up of WARMUP
 # messages relayed in full (so that Postfix's processes exist and
@@ -233,10 +229,9 @@ sink_start() {
         "$SLUICE_BIN" sink --count "$count" "127.0.0.1:$SINK_PORT" 1000 \
             >"$out.fifo" 2>"$out.err" 3>&- &
         SINK_PID=$!
-        # The sink prints "listening on …", and its counters once it has
-        # the count (today after it let idle sessions leave, up to ~2 s:
-        # see the head of this file); the first line after the greeting
-        # is the end. Exit without it means failure.
+        # The sink prints "listening on …", then "N messages received" the
+        # moment it has the count: the first line after the greeting is
+        # the end. Exit without it means failure.
         {
             t=
             while IFS= read -r line; do
@@ -526,12 +521,6 @@ for conn in $CONNECTIONS; do
     done
 done
 
-if has "$TOOLS" sluice; then
-    echo
-    echo "Note: with the sluice tools a relay run's end is when \`sluice sink --count\` reports,"
-    echo "which it does only after the MTA's idle cached connections left (up to ~2 s);"
-    echo "the postfix tools' end (smtp-sink -c counter) is exact."
-fi
 
 if ((${#FAILURES[@]} > 0)); then
     echo >&2
