@@ -570,7 +570,9 @@ impl Active {
                     )
                 })
                 .collect();
-            ok = self.send_failure_notice(qid, &meta, &failed, &remote).await;
+            ok = self
+                .send_notice(NoticeKind::Failure, qid, &meta, &failed, &remote)
+                .await;
         }
         if !ok {
             // The notice is not durable: keep the message and try again later.
@@ -595,25 +597,13 @@ impl Active {
         }
     }
 
-    /// Build the non-delivery notice for the original's sender and queue
-    /// it durably. `false` when it could not be made durable (the caller
-    /// keeps the original and tries again); `true` also when no notice is
-    /// due (null sender: a double bounce is logged and dropped, as Postfix
-    /// does with its default notify_classes; or NOTIFY said no).
-    async fn send_failure_notice(
-        &self,
-        qid: &QueueId,
-        meta: &sluice_storage::index::MessageMeta,
-        failed: &[(u32, String, Option<String>, String)],
-        remote: &HashMap<u32, String>,
-    ) -> bool {
-        self.send_notice(NoticeKind::Failure, qid, meta, failed, remote)
-            .await
-    }
-
     /// Build a notice (failure, delay or success) for the original's
     /// sender about `items` — (recipient index, address, ORCPT, stored
-    /// "dsn reason") — and queue it durably.
+    /// "dsn reason") — and queue it durably. `false` when it could not be
+    /// made durable (the caller keeps the original and tries again);
+    /// `true` also when no notice is due (null sender: a double bounce is
+    /// logged and dropped, as Postfix does with its default
+    /// notify_classes; or NOTIFY said no).
     async fn send_notice(
         &self,
         kind: NoticeKind,

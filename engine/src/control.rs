@@ -11,7 +11,7 @@
 //! When the daemon is down the same listing is built by replaying the log
 //! read-only ([`read_offline`]), so `mailq` works either way.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -180,37 +180,56 @@ pub enum ControlError {
     Log { path: PathBuf, message: String },
 }
 
-/// Send one request and read the answer up to its `.` line.
-pub fn request(socket: &Path, request: &str) -> Result<Vec<String>, ControlError> {
+/// An answer line longer than this is refused: one message's entry with
+/// smtpd_recipient_limit (1000) long addresses and reasons fits easily.
+const MAX_ANSWER_LINE: u64 = 4 << 20;
+
+/// Send one request line and hand each answer line (without its `\n`) to
+/// `f` until the `.` that ends the answer. `?` (unknown request), a
+/// missing end, or an over-long line is an error.
+fn exchange(
+    socket: &Path,
+    request: &str,
+    mut f: impl FnMut(&str) -> Result<(), ControlError>,
+) -> Result<(), ControlError> {
     let io = |source| ControlError::Io {
         path: socket.to_path_buf(),
         source,
+    };
+    let malformed = || ControlError::Malformed {
+        path: socket.to_path_buf(),
     };
     let mut s = UnixStream::connect(socket).map_err(io)?;
     s.set_read_timeout(Some(CLIENT_TIMEOUT)).map_err(io)?;
     s.set_write_timeout(Some(CLIENT_TIMEOUT)).map_err(io)?;
     s.write_all(format!("{request}\n").as_bytes()).map_err(io)?;
-    let mut lines = Vec::new();
     let mut r = BufReader::new(s);
     let mut line = String::new();
     loop {
         line.clear();
-        if r.read_line(&mut line).map_err(io)? == 0 {
-            return Err(ControlError::Malformed {
-                path: socket.to_path_buf(),
-            });
+        let n = Read::take(&mut r, MAX_ANSWER_LINE)
+            .read_line(&mut line)
+            .map_err(io)?;
+        // EOF before the end marker: the daemon went away mid-answer.
+        if n == 0 || !line.ends_with('\n') {
+            return Err(malformed());
         }
-        let l = line.trim_end_matches('\n');
-        if l == "." {
-            return Ok(lines);
+        match line.trim_end_matches('\n') {
+            "." => return Ok(()),
+            "?" => return Err(malformed()),
+            l => f(l)?,
         }
-        if l == "?" {
-            return Err(ControlError::Malformed {
-                path: socket.to_path_buf(),
-            });
-        }
-        lines.push(l.to_string());
     }
+}
+
+/// Send one request and collect the answer's lines.
+pub fn request(socket: &Path, request: &str) -> Result<Vec<String>, ControlError> {
+    let mut lines = Vec::new();
+    exchange(socket, request, |l| {
+        lines.push(l.to_string());
+        Ok(())
+    })?;
+    Ok(lines)
 }
 
 /// The shard directories present under the queue directory (`0`, `1`, …).
@@ -372,36 +391,19 @@ pub fn stream_showq_from(
     queue: Option<&str>,
     mut f: impl FnMut(QueueSummary) -> std::io::Result<()>,
 ) -> Result<(), ControlError> {
-    let io = |source| ControlError::Io {
-        path: socket.to_path_buf(),
-        source,
-    };
-    let mut s = UnixStream::connect(socket).map_err(io)?;
-    s.set_read_timeout(Some(CLIENT_TIMEOUT)).map_err(io)?;
-    s.set_write_timeout(Some(CLIENT_TIMEOUT)).map_err(io)?;
     let req = match queue {
-        Some(q) => format!("showq {q}\n"),
-        None => "showq\n".to_string(),
+        Some(q) => format!("showq {q}"),
+        None => "showq".to_string(),
     };
-    s.write_all(req.as_bytes()).map_err(io)?;
-    let mut r = BufReader::new(s);
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if r.read_line(&mut line).map_err(io)? == 0 {
-            // No end marker: the daemon went away mid-answer.
-            return Err(ControlError::Malformed {
-                path: socket.to_path_buf(),
-            });
-        }
-        if line == ".\n" {
-            return Ok(());
-        }
-        let e = decode_entry(&line).ok_or_else(|| ControlError::Malformed {
+    exchange(socket, &req, |l| {
+        let e = decode_entry(l).ok_or_else(|| ControlError::Malformed {
             path: socket.to_path_buf(),
         })?;
-        f(e).map_err(io)?;
-    }
+        f(e).map_err(|source| ControlError::Io {
+            path: socket.to_path_buf(),
+            source,
+        })
+    })
 }
 
 /// Apply a postsuper request to this shard's messages: plan from the

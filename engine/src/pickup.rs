@@ -30,6 +30,8 @@ use crate::shard::Shard;
 /// wakes every 60 s and on each postdrop trigger; we poll more often
 /// because a trigger from a stopped-then-started daemon may be missed).
 const PICKUP_SCAN: Duration = Duration::from_secs(1);
+/// A maildrop temp file older than this belongs to a sendmail that died.
+const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
 /// Files taken per scan (bounded work per round).
 const PICKUP_BATCH: usize = 256;
 /// Bound on a maildrop file's size: message_size_limit plus room for the
@@ -63,6 +65,15 @@ impl Pickup {
         if let Err(e) = maildrop::ensure_dir(&self.queue_dir, &shard.params().mail_owner) {
             tracing::warn!(target: "pickup", "warning: {}: {e}", maildrop::maildrop_dir(&self.queue_dir).display());
         }
+        // Temp files of sendmail runs that died mid-write (Postfix's
+        // postsuper -p does this too; here it also happens at every start).
+        if let Err(e) = maildrop::remove_stale_temps(
+            &self.queue_dir,
+            STALE_TEMP_AGE,
+            std::time::SystemTime::now(),
+        ) {
+            tracing::warn!(target: "pickup", "warning: cleaning maildrop/: {e}");
+        }
         loop {
             if shard.shutdown_requested() {
                 break;
@@ -92,17 +103,20 @@ impl Pickup {
     }
 
     async fn take(&self, shard: &Shard, active: &Active, path: &Path) {
-        let limit = shard.params().smtpd.message_size_limit;
-        let too_big = limit > 0
-            && std::fs::metadata(path)
-                .is_ok_and(|m| m.len() > limit.saturating_add(ENVELOPE_SLACK));
-        let bytes = if too_big {
-            Err("file larger than message_size_limit".to_string())
-        } else {
-            std::fs::read(path).map_err(|e| e.to_string())
+        // message_size_limit bounds the file (0: no limit, as in Postfix).
+        let limit = match shard.params().smtpd.message_size_limit {
+            0 => u64::MAX,
+            n => n.saturating_add(ENVELOPE_SLACK),
         };
-        let msg = match bytes.and_then(|b| maildrop::decode(&b).map_err(|e| e.to_string())) {
-            Ok(m) => m,
+        // load() refuses symlinks and FIFOs (a planted FIFO would block
+        // this shard) and files over the limit before reading them.
+        let loaded = match maildrop::load(path, limit) {
+            Ok(l) => l,
+            Err(e) if !e.is_permanent() => {
+                // Gone meanwhile, or a transient read error: the next scan decides.
+                tracing::debug!(target: "pickup", "{}: {e}", path.display());
+                return;
+            }
             Err(e) => {
                 match maildrop::quarantine(&self.queue_dir, path) {
                     Ok(to) => {
@@ -115,6 +129,14 @@ impl Pickup {
                 return;
             }
         };
+        let mut msg = loaded.message;
+        // The uid written in the file is believed only from root or from
+        // our own user (Postfix's postdrop); anyone else is who owns it.
+        // SAFETY: geteuid has no preconditions.
+        let own = unsafe { libc::geteuid() };
+        if loaded.file_uid != 0 && loaded.file_uid != own {
+            msg.uid = loaded.file_uid;
+        }
         let arrival_us = crate::dispatch::now_us();
         let qid = shard.qidgen.borrow_mut().next(arrival_us);
         let mut envelope = msg.envelope;
