@@ -278,7 +278,7 @@ impl Committer {
                 .map_err(os_error)?;
             if w.create {
                 if self.preallocate.get() && w.preallocate > 0 {
-                    zero_fill(&f, w.preallocate).await?;
+                    zero_fill(&f, &self.shard_dir, w.preallocate).await?;
                 }
                 // The new file's directory entry must be durable too.
                 sync_dir(&self.shard_dir)?;
@@ -288,7 +288,7 @@ impl Committer {
         let Some((_, f)) = file.as_ref() else {
             return Err(std::io::Error::other("segment file not open"));
         };
-        write_all_at(f, bytes, w.offset).await?;
+        write_all_at(f, &self.shard_dir, bytes, w.offset).await?;
         f.fdatasync().await.map_err(os_error)
     }
 }
@@ -299,35 +299,53 @@ impl Committer {
 /// "unwritten" extents whose conversion is a metadata change, and plain
 /// appends change the file size). Zeros past the written end are what the
 /// log reader takes for "end of log".
-async fn zero_fill(f: &BufferedFile, len: u64) -> std::io::Result<()> {
+async fn zero_fill(f: &BufferedFile, dir: &Path, len: u64) -> std::io::Result<()> {
     const CHUNK: u64 = 1 << 20;
     let mut at = 0;
     while at < len {
         let n = CHUNK.min(len - at);
-        write_all_at(f, vec![0u8; n as usize], at).await?;
+        write_all_at(f, dir, vec![0u8; n as usize], at).await?;
         at += n;
     }
     f.fdatasync().await.map_err(os_error)
 }
 
-/// `write_at` until every byte is written. A short write is legal (a file
-/// system near full writes what fits); the retry then reports the real
-/// error, such as ENOSPC, that decides 452 over 451.
-async fn write_all_at(f: &BufferedFile, mut bytes: Vec<u8>, mut pos: u64) -> std::io::Result<()> {
-    loop {
-        let len = bytes.len();
-        // glommio takes the buffer; keeping a copy for the rare retry costs
-        // one memcpy per batch, noise next to the fsync that follows.
-        let written = f.write_at(bytes.clone(), pos).await.map_err(os_error)?;
-        if written >= len {
-            return Ok(());
-        }
-        if written == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        bytes.drain(..written);
-        pos += written as u64;
+/// One `write_at` of the whole buffer (glommio takes it, so there is no
+/// copy kept for a retry). A short write means the file system could not
+/// take it all — almost always a full disk: it is reported as ENOSPC when
+/// the free space says so (452 4.3.1), else as a short write (451 4.3.0).
+/// Either way the tail is abandoned and the batch is not acknowledged.
+async fn write_all_at(
+    f: &BufferedFile,
+    dir: &Path,
+    bytes: Vec<u8>,
+    pos: u64,
+) -> std::io::Result<()> {
+    let len = bytes.len();
+    let written = f.write_at(bytes, pos).await.map_err(os_error)?;
+    if written >= len {
+        return Ok(());
     }
+    let missing = (len - written) as u64;
+    if free_bytes(dir).is_some_and(|free| free < missing) {
+        return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::WriteZero,
+        format!("short write: {written} of {len} bytes"),
+    ))
+}
+
+/// Bytes an unprivileged writer may still use on `dir`'s file system.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs fills a struct we own from a NUL-terminated path.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
 }
 
 /// glommio's error with the OS error kept (its `io::Error` conversion turns
