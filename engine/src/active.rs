@@ -306,7 +306,7 @@ impl Active {
             content: Arc::new(rec.content),
             segment: None,
         });
-        let mut groups: Vec<(Destination, Vec<QmgrEntry>)> = Vec::new();
+        let mut groups: HashMap<Destination, Vec<QmgrEntry>> = HashMap::new();
         let mut immediate: Vec<(u32, RcptOutcome)> = Vec::new();
         for i in pending {
             let Some(r) = rec.envelope.recipients.get(i as usize) else {
@@ -354,10 +354,7 @@ impl Active {
                     notify: r.notify,
                 },
             };
-            match groups.iter_mut().find(|(d, _)| *d == dest) {
-                Some((_, v)) => v.push(entry),
-                None => groups.push((dest, vec![entry])),
-            }
+            groups.entry(dest).or_default().push(entry);
         }
         let outstanding = groups.len() as u32 + u32::from(!immediate.is_empty());
         self.in_flight.borrow_mut().insert(

@@ -233,15 +233,21 @@ impl Dispatch {
         for e in &entries {
             log_delivery(&e.msg, &e.rcpt, &outcome, &none, now);
         }
-        // Group by message: one outcome per message.
-        let mut by_msg: Vec<(std::sync::Arc<crate::mesh::MessageShared>, Vec<u32>)> = Vec::new();
+        // Group by message: one outcome per message. A dead destination
+        // can hand back up to qmgr_message_recipient_limit entries, so
+        // this is a map, not a search per entry.
+        let mut by_msg: hashbrown::HashMap<
+            sluice_storage::qid::QueueId,
+            (std::sync::Arc<crate::mesh::MessageShared>, Vec<u32>),
+        > = hashbrown::HashMap::new();
         for e in entries {
-            match by_msg.iter_mut().find(|(m, _)| m.qid == e.msg.qid) {
-                Some((_, v)) => v.push(e.rcpt.index),
-                None => by_msg.push((e.msg.clone(), vec![e.rcpt.index])),
-            }
+            by_msg
+                .entry(e.msg.qid.clone())
+                .or_insert_with(|| (e.msg.clone(), Vec::new()))
+                .1
+                .push(e.rcpt.index);
         }
-        for (msg, idx) in by_msg {
+        for (_, (msg, idx)) in by_msg {
             let report = DeliveryReport {
                 outcomes: idx
                     .into_iter()
