@@ -24,5 +24,6 @@ pub mod runtime;
 pub mod scache;
 pub mod services;
 pub mod shard;
+pub mod signal;
 pub mod smtpd;
 pub mod smtpd_check;

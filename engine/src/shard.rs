@@ -9,8 +9,6 @@ use std::cell::{Cell, RefCell};
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hashbrown::HashMap;
@@ -30,31 +28,15 @@ use crate::pickup::Pickup;
 use crate::services::ServiceParams;
 use crate::smtpd::{self, SmtpdService};
 
-/// How often a shard looks at the master's stop flag.
-const STOP_POLL: Duration = Duration::from_millis(50);
+/// While stopping: how often a shard looks whether its last sessions and
+/// deliveries are gone (bounded by the drain limits below; nothing polls
+/// while the shard runs).
+const DRAIN_POLL: Duration = Duration::from_millis(50);
 /// After the drain deadline, how long closing sessions get to write their
 /// 421 and go.
 const FORCED_CLOSE_LIMIT: Duration = Duration::from_secs(5);
 
-/// The master's stop flag, shared by every shard (read-only for them).
-#[derive(Clone, Default)]
-pub struct StopFlag(Arc<AtomicU8>);
-
-impl StopFlag {
-    const RUNNING: u8 = 0;
-    const DRAINING: u8 = 1;
-
-    pub fn new() -> StopFlag {
-        StopFlag(Arc::new(AtomicU8::new(Self::RUNNING)))
-    }
-    /// Stop accepting; sessions may finish up to the drain deadline.
-    pub fn drain(&self) {
-        self.0.store(Self::DRAINING, Ordering::SeqCst);
-    }
-    pub fn is_draining(&self) -> bool {
-        self.0.load(Ordering::SeqCst) != Self::RUNNING
-    }
-}
+pub use crate::signal::StopFlag;
 
 /// The shard-local view of shutdown.
 pub struct ShutdownWatch {
@@ -63,11 +45,10 @@ pub struct ShutdownWatch {
 }
 
 impl ShutdownWatch {
-    /// Resolves once the master asked to stop.
+    /// Resolves once the master asked to stop (woken by the master, never
+    /// by a timer).
     pub async fn draining(&self) {
-        while !self.flag.is_draining() {
-            glommio::timer::sleep(STOP_POLL).await;
-        }
+        self.flag.draining().await
     }
     pub fn is_forced(&self) -> bool {
         self.forced.get()
@@ -84,29 +65,9 @@ pub struct ReloadSet {
     pub listeners: Vec<crate::config::SmtpdParams>,
 }
 
-/// The master's mailbox for reloads: a generation number the shards poll
-/// and the latest immutable configuration (taken by each shard; the lock
-/// is held only to clone the `Arc`).
-#[derive(Clone, Default)]
-pub struct ReloadBox(Arc<(AtomicU64, std::sync::Mutex<Option<Arc<ReloadSet>>>)>);
-
-impl ReloadBox {
-    pub fn publish(&self, r: ReloadSet) {
-        if let Ok(mut g) = self.0 .1.lock() {
-            *g = Some(Arc::new(r));
-        }
-        self.0 .0.fetch_add(1, Ordering::SeqCst);
-    }
-    fn generation(&self) -> u64 {
-        self.0 .0.load(Ordering::SeqCst)
-    }
-    fn latest(&self) -> Option<Arc<ReloadSet>> {
-        self.0 .1.lock().ok().and_then(|g| g.clone())
-    }
-}
-
-/// How often a shard looks for a reloaded configuration.
-const RELOAD_POLL: Duration = Duration::from_millis(200);
+/// The master's mailbox for reloads: shards wait for a new generation and
+/// take the latest immutable configuration.
+pub type ReloadBox = crate::signal::ReloadBox<ReloadSet>;
 
 pub struct ShardSpec {
     pub id: usize,
@@ -485,14 +446,17 @@ pub async fn run(spec: ShardSpec, ready: impl FnOnce(Result<(), String>)) {
         let reload = spec.reload.clone();
         glommio::spawn_local(async move {
             let mut seen = reload.generation();
-            while !shard.shutdown_requested() {
-                glommio::timer::sleep(RELOAD_POLL).await;
-                let g = reload.generation();
-                if g != seen {
-                    seen = g;
-                    if let Some(r) = reload.latest() {
-                        shard.apply_reload(&r);
-                    }
+            loop {
+                let changed =
+                    futures_lite::future::or(async { Some(reload.changed(seen).await) }, async {
+                        shard.shutdown.draining().await;
+                        None
+                    })
+                    .await;
+                let Some(g) = changed else { break };
+                seen = g;
+                if let Some(r) = reload.latest() {
+                    shard.apply_reload(&r);
                 }
             }
         })
@@ -509,7 +473,7 @@ pub async fn run(spec: ShardSpec, ready: impl FnOnce(Result<(), String>)) {
     // Let sessions finish up to the drain deadline.
     let deadline = Instant::now() + spec.drain_limit;
     while shard.session_count() > 0 && Instant::now() < deadline {
-        glommio::timer::sleep(STOP_POLL).await;
+        glommio::timer::sleep(DRAIN_POLL).await;
     }
     if shard.session_count() > 0 {
         shard.shutdown.forced.set(true);
@@ -521,7 +485,7 @@ pub async fn run(spec: ShardSpec, ready: impl FnOnce(Result<(), String>)) {
         }
         let limit = Instant::now() + FORCED_CLOSE_LIMIT;
         while shard.session_count() > 0 && Instant::now() < limit {
-            glommio::timer::sleep(STOP_POLL).await;
+            glommio::timer::sleep(DRAIN_POLL).await;
         }
     }
     // Stop starting deliveries; let running ones finish for a while.
@@ -533,10 +497,10 @@ pub async fn run(spec: ShardSpec, ready: impl FnOnce(Result<(), String>)) {
     }
     let limit = Instant::now() + DELIVERY_DRAIN_LIMIT;
     while dispatch.running() > 0 && Instant::now() < limit {
-        glommio::timer::sleep(STOP_POLL).await;
+        glommio::timer::sleep(DRAIN_POLL).await;
     }
     // Let outcomes that are on their way be recorded.
-    glommio::timer::sleep(STOP_POLL).await;
+    glommio::timer::sleep(DRAIN_POLL).await;
     committer.close();
     committer_task.await;
     dispatch_task.await;
