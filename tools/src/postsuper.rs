@@ -525,38 +525,7 @@ fn remove_stale_sockets(queue_dir: &Path, io: &mut Io<'_>) {
 fn authorized(mail_owner: &str) -> bool {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
-    euid == 0 || user_ids(mail_owner).is_some_and(|(uid, _)| uid == euid)
-}
-
-/// A user's uid and primary gid (`getpwnam_r`).
-fn user_ids(name: &str) -> Option<(libc::uid_t, libc::gid_t)> {
-    let cname = std::ffi::CString::new(name).ok()?;
-    let mut size = 1024usize;
-    loop {
-        let mut buf = vec![0 as libc::c_char; size];
-        // SAFETY: an all-zero passwd is a valid out-parameter.
-        let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut result: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: every pointer is valid for the call; `buf` outlives the
-        // strings `pw` points into, and we copy only the ids out.
-        let rc = unsafe {
-            libc::getpwnam_r(
-                cname.as_ptr(),
-                &mut pw,
-                buf.as_mut_ptr(),
-                buf.len(),
-                &mut result,
-            )
-        };
-        if rc == libc::ERANGE && size < 1 << 20 {
-            size *= 4;
-            continue;
-        }
-        if rc != 0 || result.is_null() {
-            return None;
-        }
-        return Some((pw.pw_uid, pw.pw_gid));
-    }
+    euid == 0 || sluice_engine::passwd::by_name(mail_owner).is_some_and(|p| p.uid == euid)
 }
 
 /// Run as root: switch to the queue directory's owner and group, as

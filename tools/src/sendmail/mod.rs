@@ -36,9 +36,10 @@
 //!   (`-v`), queue flushes (`-q`, `-qR`, `-qI`: exit 0), alias databases
 //!   (`-bi`, `newaliases`: exit 0). Refused: `-bv` (69), `-bd` (69; use
 //!   `sluice start`).
-//! - `authorized_submit_users`: login names, `!name`, and `static:…`
-//!   (matches everyone); other lookup tables are not supported and match
-//!   no one.
+//! - `authorized_submit_users`: login names, `!name`, `/file/name`,
+//!   `static:…` (matches everyone) and the fixed-key tables
+//!   ([`sluice_engine::user_acl`]); a table Sluice cannot read is a fatal
+//!   configuration error (78).
 //!
 //! **Wiring.** `sendmail` / `mailq` / `newaliases` as argv\[0\] call
 //! [`main`] with the basename of argv\[0\] and the remaining arguments.
@@ -50,12 +51,13 @@ mod smtp;
 #[cfg(test)]
 mod tests;
 
-use std::ffi::CStr;
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sluice_engine::config::{self, Config};
+use sluice_engine::passwd;
+use sluice_engine::user_acl::UserAcl;
 use sluice_protocols::envelope::{Envelope, MailParams, Recipient};
 use sluice_storage::maildrop::{self, MaildropMessage};
 
@@ -347,54 +349,28 @@ fn ensure_maildrop(diag: &mut Diag<'_>, config: &Config, who: &str) -> Result<()
     })
 }
 
-/// `authorized_submit_users`: may this user submit mail?
+/// `authorized_submit_users`: may this user submit mail? (No exception
+/// for root, as in Postfix's sendmail.)
 fn check_submit_acl(diag: &mut Diag<'_>, config: &Config, user: &User) -> Result<(), i32> {
-    let acl = match config.main.get_list("authorized_submit_users") {
+    let acl = config
+        .main
+        .get_list("authorized_submit_users")
+        .map_err(|e| e.to_string())
+        .and_then(|items| {
+            UserAcl::parse("authorized_submit_users", &items).map_err(|e| e.to_string())
+        });
+    let acl = match acl {
         Ok(acl) => acl,
-        Err(e) => return Err(diag.fatal(exit::CONFIG, &e.to_string())),
+        Err(e) => return Err(diag.fatal(exit::CONFIG, &e)),
     };
-    let name = user.name.as_deref().unwrap_or("");
-    let mut unsupported = Vec::new();
-    let allowed = submit_allowed(&acl, name, &mut unsupported);
-    for table in unsupported {
-        diag.warn(&format!(
-            "authorized_submit_users: lookup table {table} is not supported; it matches no one"
-        ));
-    }
-    if allowed {
+    if acl.allows(user.name.as_deref().unwrap_or("unknown")) {
         Ok(())
     } else {
         Err(diag.fatal(
             exit::NOPERM,
-            &format!(
-                "User {}({}) is not allowed to submit mail",
-                user.name.as_deref().unwrap_or("unknown"),
-                user.uid
-            ),
+            &format!("User {} is not allowed to submit mail", user.display()),
         ))
     }
-}
-
-/// First match wins; no match denies (Postfix's match lists).
-fn submit_allowed(acl: &[String], name: &str, unsupported: &mut Vec<String>) -> bool {
-    for item in acl {
-        let (negate, pattern) = match item.strip_prefix('!') {
-            Some(p) => (true, p),
-            None => (false, item.as_str()),
-        };
-        let matched = if pattern.starts_with("static:") {
-            true
-        } else if pattern.contains(':') {
-            unsupported.push(pattern.to_owned());
-            false
-        } else {
-            !name.is_empty() && pattern == name
-        };
-        if matched {
-            return !negate;
-        }
-    }
-    false
 }
 
 /// The invoking user.
@@ -409,11 +385,11 @@ impl User {
     fn current() -> User {
         // SAFETY: getuid() has no preconditions and cannot fail.
         let uid = unsafe { libc::getuid() };
-        let (name, gecos) = lookup_uid(uid).unzip();
+        let entry = passwd::by_uid(uid);
         User {
             uid,
-            name,
-            gecos: gecos.flatten(),
+            name: entry.as_ref().map(|p| p.name.clone()),
+            gecos: entry.and_then(|p| p.gecos),
         }
     }
 
@@ -440,49 +416,6 @@ impl User {
         }
         let full = field.replace('&', &cap);
         (!full.trim().is_empty()).then_some(full)
-    }
-}
-
-/// (login name, GECOS) of a uid.
-fn lookup_uid(uid: u32) -> Option<(String, Option<String>)> {
-    let mut buf = vec![0u8; 4096];
-    loop {
-        // SAFETY: all-zero is a valid `passwd` (null pointers, zero ids).
-        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut result: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: every pointer is valid for the call and `buf.len()` is the
-        // buffer's true size; on success `result` points to `pwd`, whose
-        // strings live in `buf`.
-        let rc = unsafe {
-            libc::getpwuid_r(
-                uid,
-                &mut pwd,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut result,
-            )
-        };
-        if rc == libc::ERANGE && buf.len() < 1 << 20 {
-            buf.resize(buf.len() * 2, 0);
-            continue;
-        }
-        if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
-            return None;
-        }
-        // SAFETY: getpwuid_r succeeded, so pw_name (checked non-null) and
-        // pw_gecos (checked below) are NUL-terminated strings in `buf`,
-        // which outlives these borrows.
-        let name = unsafe { CStr::from_ptr(pwd.pw_name) }
-            .to_string_lossy()
-            .into_owned();
-        let gecos = (!pwd.pw_gecos.is_null())
-            // SAFETY: as above.
-            .then(|| {
-                unsafe { CStr::from_ptr(pwd.pw_gecos) }
-                    .to_string_lossy()
-                    .into_owned()
-            });
-        return Some((name, gecos));
     }
 }
 

@@ -308,6 +308,18 @@ fn unauthorized_user_is_exit_77() {
 }
 
 #[test]
+fn an_unreadable_submit_acl_table_is_a_configuration_error() {
+    let inst = Instance::with_main_cf(
+        "acltable",
+        "authorized_submit_users = !nosuchtype:/etc/x, static:anyone\n",
+    );
+    let (code, _, err) = inst.run(&["bob@example.org"], b"x\n");
+    assert_eq!(code, exit::CONFIG, "{err}");
+    assert!(err.contains("authorized_submit_users: "), "{err}");
+    assert!(inst.messages().is_empty());
+}
+
+#[test]
 fn bs_session_deposits_each_message() {
     let inst = Instance::new("bs");
     let input = b"EHLO client.example\r\n\
@@ -531,41 +543,6 @@ fn conflicts() {
     let o = parse(&["-bd", "-q"]).unwrap();
     assert_eq!(o.mode, Mode::Daemon);
     assert_eq!(o.warnings, ["ignoring -q option in daemon mode"]);
-}
-
-#[test]
-fn submit_acl() {
-    let acl = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    let mut unsupported = Vec::new();
-    assert!(submit_allowed(
-        &acl(&["static:anyone"]),
-        "alice",
-        &mut unsupported
-    ));
-    assert!(submit_allowed(
-        &acl(&["alice", "bob"]),
-        "bob",
-        &mut unsupported
-    ));
-    assert!(!submit_allowed(&acl(&["alice"]), "bob", &mut unsupported));
-    assert!(!submit_allowed(
-        &acl(&["!bob", "static:anyone"]),
-        "bob",
-        &mut unsupported
-    ));
-    assert!(submit_allowed(
-        &acl(&["!bob", "static:anyone"]),
-        "carol",
-        &mut unsupported
-    ));
-    assert!(!submit_allowed(&acl(&[]), "carol", &mut unsupported));
-    assert!(unsupported.is_empty());
-    assert!(!submit_allowed(
-        &acl(&["hash:/etc/postfix/submitters"]),
-        "carol",
-        &mut unsupported
-    ));
-    assert_eq!(unsupported, ["hash:/etc/postfix/submitters"]);
 }
 
 #[test]
