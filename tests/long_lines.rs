@@ -138,7 +138,9 @@ fn without_breaks(bytes: &[u8]) -> Vec<u8> {
 
 /// Line text of `n` bytes: no line end, no space, no dot.
 fn text(n: usize, seed: u8) -> Vec<u8> {
-    (0..n).map(|i| b'a' + ((i + seed as usize) % 26) as u8).collect()
+    (0..n)
+        .map(|i| b'a' + ((i + seed as usize) % 26) as u8)
+        .collect()
 }
 
 /// The message as the client means it (before dot-stuffing): a 2,508-byte
@@ -182,7 +184,11 @@ fn relay_long_message(tag: &str, sink: &StrictSink, extra: &str) -> (Instance, S
     c.reply();
     c.cmd("EHLO client.example.org");
     let (message, _, _) = long_message();
-    let reply = c.send_mail("alice@example.org", &["bob@example.net"], &stuffed(&message));
+    let reply = c.send_mail(
+        "alice@example.org",
+        &["bob@example.net"],
+        &stuffed(&message),
+    );
     let qid = queued_as(&reply).unwrap_or_else(|| panic!("not queued: {reply}"));
     c.cmd("QUIT");
     (inst, qid)
@@ -208,7 +214,9 @@ fn long_lines_are_broken_and_the_strict_next_hop_accepts() {
     let mut whole_header = b"\r\n".to_vec();
     whole_header.extend_from_slice(&header);
     whole_header.extend_from_slice(b"\r\n");
-    assert!(unbroken.windows(whole_header.len()).any(|w| w == whole_header));
+    assert!(unbroken
+        .windows(whole_header.len())
+        .any(|w| w == whole_header));
     let mut whole_body = b"\r\n\r\n".to_vec();
     whole_body.extend_from_slice(&body);
     assert!(unbroken.ends_with(&whole_body));
@@ -226,7 +234,10 @@ fn long_lines_are_broken_and_the_strict_next_hop_accepts() {
         inst.log()
     );
     let log = inst.log();
-    assert!(log.contains("status=sent (250 2.0.0 Ok: queued as STRICT1)"), "{log}");
+    assert!(
+        log.contains("status=sent (250 2.0.0 Ok: queued as STRICT1)"),
+        "{log}"
+    );
     assert!(inst.stop().success());
 }
 

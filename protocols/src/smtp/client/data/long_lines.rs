@@ -188,8 +188,14 @@ fn limit_zero_disables_breaking() {
 #[test]
 fn tiny_limits_make_progress() {
     // Postfix would loop forever on 1; here it is taken as 2.
-    assert_eq!(dot_stuff_limited(b"abcd\r\n", 1), b"ab\r\n c\r\n d\r\n.\r\n");
-    assert_eq!(dot_stuff_limited(b"abcd\r\n", 2), b"ab\r\n c\r\n d\r\n.\r\n");
+    assert_eq!(
+        dot_stuff_limited(b"abcd\r\n", 1),
+        b"ab\r\n c\r\n d\r\n.\r\n"
+    );
+    assert_eq!(
+        dot_stuff_limited(b"abcd\r\n", 2),
+        b"ab\r\n c\r\n d\r\n.\r\n"
+    );
     assert_eq!(dot_stuff_limited(b"abcd\r\n", 3), b"abc\r\n d\r\n.\r\n");
 }
 
