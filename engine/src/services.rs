@@ -77,6 +77,7 @@ impl ServiceParams {
         smtp.quit_timeout = main.get_time("smtp_quit_timeout")?;
         smtp.rset_timeout = main.get_time("smtp_rset_timeout")?;
         smtp.line_length_limit = p.smtpd.line_length_limit;
+        smtp.smtp_line_length_limit = main.get_number("smtp_line_length_limit", 0)?;
         let lookup_text = main.get_list("smtp_host_lookup")?.join(", ");
         let lookup = LookupMode::parse_list(&lookup_text)
             .map_err(|e| origin_error(config, "smtp_host_lookup", e.to_string()))?;
@@ -173,5 +174,34 @@ impl ServiceParams {
             GlommioDns,
         )
         .with_inet_protocols(self.inet_protocols)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::ServiceParams;
+    use crate::config::{from_text, HostFacts};
+
+    fn smtp_line_length_limit(main_cf: &str) -> usize {
+        let config = from_text(
+            Path::new("/etc/sluice"),
+            (main_cf, Path::new("/etc/sluice/main.cf")),
+            ("", Path::new("/etc/sluice/master.cf")),
+            &HostFacts::for_tests(),
+            Path::new("/"),
+        )
+        .unwrap();
+        let mut warnings = Vec::new();
+        let p = ServiceParams::from_config(&config, 1, &mut warnings).unwrap();
+        p.smtp.smtp_line_length_limit
+    }
+
+    #[test]
+    fn smtp_line_length_limit_is_read() {
+        assert_eq!(smtp_line_length_limit(""), 998);
+        assert_eq!(smtp_line_length_limit("smtp_line_length_limit = 0\n"), 0);
+        assert_eq!(smtp_line_length_limit("smtp_line_length_limit = 76\n"), 76);
     }
 }

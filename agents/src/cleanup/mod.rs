@@ -52,7 +52,10 @@
 //! **Limits.** `header_size_limit` (default 102400) per logical header,
 //! `hopcount_limit` (default 50), [`DUPLICATE_FILTER_LIMIT`] (Postfix's
 //! `duplicate_filter_limit`, 1000). The content itself is bounded by the
-//! caller (`message_size_limit`).
+//! caller (`message_size_limit`). A line longer than `line_length_limit`
+//! (2048) is kept whole: Postfix's `cleanup_out()` only stores it as
+//! several queue records, which its smtp client joins again; the line is
+//! broken on the way out, at `smtp_line_length_limit`, by the smtp agent.
 //!
 //! **Cost.** One `memchr` per header line, header bytes copied once, the
 //! body copied with one `extend_from_slice` into an output allocated once;

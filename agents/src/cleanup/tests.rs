@@ -728,3 +728,18 @@ proptest! {
         prop_assert_eq!(memchr::memmem::find(head, b"\r\n\r\n"), Some(head.len() - 4));
     }
 }
+
+#[test]
+fn long_lines_are_kept_whole() {
+    // Postfix's cleanup_out() only stores a line longer than
+    // line_length_limit as several records (REC_TYPE_CONT), which smtp
+    // joins again; the line itself is not changed. Breaking it is smtp's
+    // job, at smtp_line_length_limit.
+    let header = format!("X-Long: {}", "h".repeat(2_500));
+    let body = format!("{}\r\n{}\r\n", "b".repeat(100_000), "c".repeat(999));
+    let mut env = envelope("a@example.org", &["b@example.net"]);
+    let c = smtp(&mut env, &format!("Subject: s\r\n{header}\r\n\r\n{body}"));
+    let out = text(&c);
+    assert!(out.contains(&format!("\r\n{header}\r\n")), "header changed");
+    assert!(out.ends_with(&format!("\r\n\r\n{body}")), "body changed");
+}

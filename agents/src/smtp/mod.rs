@@ -31,10 +31,14 @@
 //! sent in bursts of at most [`PIPELINING_BUFSIZE`] bytes before their
 //! replies are read, as Postfix does, so that neither side can block the
 //! other with full socket buffers. Content goes out in
-//! [`BODY_CHUNK`]-sized writes, each bounded by `smtp_data_xfer_timeout`.
+//! [`BODY_CHUNK`]-sized writes, each bounded by `smtp_data_xfer_timeout`;
+//! a content line longer than `smtp_line_length_limit` (998) is broken
+//! with `<CR><LF><SPACE>` on the way out, as Postfix does (see
+//! [`DotStuffer`](sluice_protocols::smtp::client::data::DotStuffer)).
 //!
 //! **Parameters** ([`SmtpParams`]): `smtp_helo_name`, the `smtp_*_timeout`
-//! family, whether to pipeline, `line_length_limit`, `max_reply_bytes`.
+//! family, whether to pipeline, `smtp_line_length_limit`,
+//! `line_length_limit`, `max_reply_bytes`.
 //!
 //! ```ignore
 //! let mut conn = Connection::open(stream, "mx.example[192.0.2.1]:25".into(), &params, &clock).await?;
@@ -58,6 +62,7 @@ use std::time::Duration;
 pub use error::{DeliverError, SessionError, Stage};
 pub use session::Connection;
 
+use sluice_protocols::smtp::client::data::SMTP_LINE_LENGTH_LIMIT;
 use sluice_protocols::smtp::client::reply::{LINE_LENGTH_LIMIT, MAX_REPLY_BYTES};
 
 /// Postfix's PIPELINING burst: at most this many bytes of commands are
@@ -94,6 +99,9 @@ pub struct SmtpParams {
     /// no switch of its own for this; it is turned off there with
     /// `smtp_discard_ehlo_keywords = pipelining`, which sets this to false.
     pub pipelining: bool,
+    /// `smtp_line_length_limit` (998): content lines longer than this are
+    /// broken on the way out; 0 sends them as they are.
+    pub smtp_line_length_limit: usize,
     /// `line_length_limit` (2048): the longest reply line kept.
     pub line_length_limit: usize,
     /// The most bytes one server reply may take before the session is
@@ -117,6 +125,7 @@ impl SmtpParams {
             quit_timeout: Duration::from_secs(300),
             rset_timeout: Duration::from_secs(20),
             pipelining: true,
+            smtp_line_length_limit: SMTP_LINE_LENGTH_LIMIT,
             line_length_limit: LINE_LENGTH_LIMIT,
             max_reply_bytes: MAX_REPLY_BYTES,
         }

@@ -335,7 +335,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         Ok(())
     }
 
-    /// Writes the dot-stuffed content and the end-of-data line, one
+    /// Writes the dot-stuffed content, its long lines broken at
+    /// `smtp_line_length_limit`, and the end-of-data line, one
     /// `BODY_CHUNK` of content per write, each within
     /// `smtp_data_xfer_timeout`.
     async fn send_content<C: Clock>(
@@ -343,7 +344,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         clock: &C,
         content: &[u8],
     ) -> Result<(), SessionError> {
-        let mut enc = DotStuffer::new();
+        let mut enc = DotStuffer::with_line_limit(self.params.smtp_line_length_limit);
         let mut buf = Vec::with_capacity(2 * BODY_CHUNK.min(content.len()) + 8);
         let mut chunks = content.chunks(BODY_CHUNK).peekable();
         while let Some(chunk) = chunks.next() {

@@ -168,6 +168,7 @@ pub static PARAMS: &[Param] = &[
     p("smtp_helo_name", "$myhostname", Str),
     p("smtp_helo_timeout", "300s", Time('s')),
     p("smtp_host_lookup", "dns", List),
+    p("smtp_line_length_limit", "998", Int),
     p("smtp_mail_timeout", "300s", Time('s')),
     p("smtp_mx_address_limit", "5", Int),
     p("smtp_quit_timeout", "300s", Time('s')),

@@ -1,5 +1,6 @@
 //! The SMTP client against a scripted fake server over an in-memory pipe.
 
+mod long_lines;
 mod pipe;
 mod server;
 

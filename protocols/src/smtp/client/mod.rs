@@ -5,7 +5,8 @@
 //! [`reply`] reads server replies (multi-line, bounded), [`ehlo`] reads the
 //! extensions a server announces, [`command`] builds EHLO/HELO, MAIL FROM
 //! and RCPT TO with exactly the ESMTP parameters the server announced, and
-//! [`data`] dot-stuffs the content with smuggling-safe line endings.
+//! [`data`] dot-stuffs the content with smuggling-safe line endings and
+//! breaks lines longer than `smtp_line_length_limit`.
 //!
 //! **Trust.** Replies come from the network and are untrusted: nothing
 //! here panics on them, and no reply makes a buffer grow past
