@@ -282,6 +282,41 @@ fn resync(
     None
 }
 
+/// The `Void` records at the start of a segment, read from a prefix of its
+/// bytes (the log writes them nowhere else: see [`crate::log`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LeadingVoids {
+    /// `(segment, from)` of each verified `Void` record, in file order.
+    pub voids: Vec<(u64, u64)>,
+    /// The prefix ended inside a record: the caller should look again at
+    /// more of the file (when there is more).
+    pub needs_more: bool,
+}
+
+/// Decodes the `Void` records that follow the segment header in `prefix`,
+/// stopping at the first other record, damage or end. A segment whose
+/// header is unusable has none. No I/O.
+pub fn leading_voids(prefix: &[u8]) -> LeadingVoids {
+    let mut out = LeadingVoids::default();
+    let Ok(header) = SegmentHeader::decode(prefix) else {
+        return out;
+    };
+    let mut pos = SEGMENT_HEADER_LEN;
+    loop {
+        match record::decode_meta(prefix.get(pos..).unwrap_or_default(), header.salt) {
+            Ok((Record::Void { segment, from }, len, _)) => {
+                out.voids.push((segment, from));
+                pos += len;
+            }
+            Err(DecodeError::Truncated { .. }) => {
+                out.needs_more = true;
+                return out;
+            }
+            Ok(_) | Err(_) => return out,
+        }
+    }
+}
+
 /// Length of `b` up to and including its last non-zero byte. Compares
 /// 4 KiB blocks against zeros (a memcmp), walking back from the end.
 pub fn nonzero_len(b: &[u8]) -> usize {
