@@ -422,7 +422,8 @@ impl ShardLog {
 
     /// Group commit, step 1: place `batch` at the tail. Rolls to a new
     /// segment when the current one is full (the new segment's header is
-    /// then at the start of the write). No I/O.
+    /// then at the start of the write). Pending voids go in front of the
+    /// batch, which may then be empty (see "Refused batches"). No I/O.
     ///
     /// # Panics
     ///
@@ -524,7 +525,8 @@ impl ShardLog {
     /// `Ok` the batch's records are applied to the index and segments that
     /// became dead are returned (delete them after this returns). On `Err`
     /// the tail is abandoned: its state is unknown, so the next batch
-    /// starts a fresh segment; the error names the file and tells a full
+    /// starts a fresh segment, and the write is voided (the next write
+    /// carries a `Void` record for it); the error names the file and tells a full
     /// disk apart ([`StorageError::is_no_space`]).
     #[must_use = "dead segments must be deleted, and a failed commit must not be acknowledged"]
     pub fn complete(

@@ -48,7 +48,9 @@
 //! the middle never makes acknowledged records after it disappear; the price
 //! is that records of an unacknowledged batch that happen to have reached
 //! the disk in full after a torn page are kept too (a possible duplicate
-//! delivery, never a loss).
+//! delivery, never a loss) — unless the log voided that batch: a failed
+//! write is recorded as a `Void` at the start of a later segment
+//! ([`leading_voids`]), and recovery skips what it covers ([`crate::log`]).
 
 use memchr::memmem;
 
