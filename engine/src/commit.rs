@@ -13,6 +13,15 @@
 //! write the shard is *degraded* for [`DEGRADED_RETRY`]: new messages are
 //! refused at once (451 4.3.0 / 452 4.3.1) instead of piling up behind a
 //! disk that cannot write; the first batch after that interval is the probe.
+//!
+//! A failed batch also leaves the log with a pending *void* (see
+//! `sluice_storage::log`, "Refused batches"): the refused records may be
+//! on the disk, and only a durable void keeps them from being delivered
+//! after a restart. The log puts the voids in front of the next batch, so
+//! nothing is acknowledged before they are durable. While voids are
+//! pending and no mail comes, the committer writes them on their own once
+//! per [`DEGRADED_RETRY`] (the probe), for as long as they keep failing,
+//! and once more when it is closed.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -70,6 +79,10 @@ pub struct Committer {
     preallocate: Cell<bool>,
     batches: Cell<u64>,
     records: Cell<u64>,
+    /// Test seam: fail this many fdatasyncs (after the bytes are written
+    /// and really synced: the worst case, every refused record on disk).
+    #[cfg(test)]
+    fail_syncs: Cell<u32>,
 }
 
 impl Committer {
@@ -92,6 +105,8 @@ impl Committer {
             preallocate: Cell::new(true),
             batches: Cell::new(0),
             records: Cell::new(0),
+            #[cfg(test)]
+            fail_syncs: Cell::new(0),
         })
     }
 
@@ -183,22 +198,18 @@ impl Committer {
     /// records are written.
     pub async fn run(self: Rc<Self>) {
         let mut file: Option<(PathBuf, BufferedFile)> = None;
+        let mut last_try = false;
         loop {
-            let taken = std::future::poll_fn(|cx| {
-                let mut st = self.state.borrow_mut();
-                if !st.pending.is_empty() {
-                    let batch = std::mem::replace(&mut st.pending, Batch::new());
-                    let first = st.pending_first;
-                    st.pending_first = st.next_ticket;
-                    return Poll::Ready(Some((batch, first, st.next_ticket)));
+            let taken = if self.log.borrow().voids_pending() > 0 {
+                if last_try {
+                    self.give_up_voids();
+                    break;
                 }
-                if st.closed {
-                    return Poll::Ready(None);
-                }
-                st.committer = Some(cx.waker().clone());
-                Poll::Pending
-            })
-            .await;
+                last_try = self.retry_voids_after().await;
+                Some(self.take_pending())
+            } else {
+                self.next_batch().await
+            };
             let Some((batch, first, end)) = taken else {
                 break;
             };
@@ -221,6 +232,71 @@ impl Committer {
         }
         if let Some((_, f)) = file.take() {
             let _ = f.close().await;
+        }
+    }
+
+    /// Waits for records, or for the close.
+    async fn next_batch(&self) -> Option<(Batch, u64, u64)> {
+        std::future::poll_fn(|cx| {
+            let mut st = self.state.borrow_mut();
+            if !st.pending.is_empty() {
+                drop(st);
+                return Poll::Ready(Some(self.take_pending()));
+            }
+            if st.closed {
+                return Poll::Ready(None);
+            }
+            st.committer = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// The records waiting (maybe none), with their ticket range.
+    fn take_pending(&self) -> (Batch, u64, u64) {
+        let mut st = self.state.borrow_mut();
+        let batch = std::mem::replace(&mut st.pending, Batch::new());
+        let first = st.pending_first;
+        st.pending_first = st.next_ticket;
+        (batch, first, st.next_ticket)
+    }
+
+    /// Voids are pending: wait out the degraded interval (new mail is
+    /// refused meanwhile), then the next write carries them, with
+    /// whatever records came in since. Returns true when the committer is
+    /// closing: that write is the last try.
+    async fn retry_voids_after(&self) -> bool {
+        let (closed, until) = {
+            let st = self.state.borrow();
+            (st.closed, st.degraded_until.map(|(t, _)| t))
+        };
+        if closed {
+            return true;
+        }
+        if let Some(wait) = until.and_then(|t| t.checked_duration_since(Instant::now())) {
+            glommio::timer::sleep(wait).await;
+        }
+        false
+    }
+
+    /// Closing with voids that never reached the disk: say what that
+    /// means, and fail whatever was still waiting.
+    fn give_up_voids(&self) {
+        tracing::error!(
+            target: "cleanup",
+            "fatal: queue log {}: cannot record that {} failed batch(es) were refused; \
+             their mail may be delivered after a restart (check the disk, then the queue)",
+            self.shard_dir.display(),
+            self.log.borrow().voids_pending()
+        );
+        let mut st = self.state.borrow_mut();
+        let (first, end) = (st.pending_first, st.next_ticket);
+        st.failures.push_back((first, end, CommitError::Io));
+        st.pending = Batch::new();
+        st.pending_first = end;
+        st.decided_below = end;
+        for w in st.waiters.drain(..) {
+            w.wake();
         }
     }
 
@@ -289,7 +365,13 @@ impl Committer {
             return Err(std::io::Error::other("segment file not open"));
         };
         write_all_at(f, &self.shard_dir, bytes, w.offset).await?;
-        f.fdatasync().await.map_err(os_error)
+        f.fdatasync().await.map_err(os_error)?;
+        #[cfg(test)]
+        if self.fail_syncs.get() > 0 {
+            self.fail_syncs.set(self.fail_syncs.get() - 1);
+            return Err(std::io::Error::from_raw_os_error(libc::EIO));
+        }
+        Ok(())
     }
 }
 
@@ -373,3 +455,6 @@ fn classify(e: &std::io::Error) -> CommitError {
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
+
+#[cfg(test)]
+mod tests;

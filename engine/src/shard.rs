@@ -259,7 +259,7 @@ pub async fn run(spec: ShardSpec, ready: impl FnOnce(Result<(), String>)) {
     };
     tracing::info!(
         target: "master",
-        "shard {}: recovered {} messages from {} segments{}{}",
+        "shard {}: recovered {} messages from {} segments{}{}{}",
         spec.id,
         report.messages,
         report.segments,
@@ -272,6 +272,11 @@ pub async fn run(spec: ShardSpec, ready: impl FnOnce(Result<(), String>)) {
             String::new()
         } else {
             format!(", {} corrupt", report.corrupt.len())
+        },
+        if report.voided_records > 0 {
+            format!(", skipped {} records of refused batches", report.voided_records)
+        } else {
+            String::new()
         }
     );
     for qid in &report.corrupt {

@@ -238,6 +238,9 @@ impl Index {
                     m.forced_expire = true;
                 }
             }
+            // About the log, not a message: recovery acts on it before
+            // replaying (see `crate::log`).
+            Record::Void { .. } => {}
         }
     }
 

@@ -27,14 +27,54 @@
 //!    the order given: oldest first). On failure the tail's state is
 //!    unknown, so the next batch goes to a fresh segment.
 //!
+//! # Refused batches
+//!
+//! A failed write or fdatasync leaves bytes of unknown fate behind: some
+//! or all of the batch may be on the disk, and its records would verify
+//! at the next start — and the client that was answered 451 has already
+//! sent the message again. So a failure also makes the log remember a
+//! *void*: "segment S from offset X on was never acknowledged"
+//! ([`Record::Void`]). The pending voids are written as the first records
+//! of the next segment (a failure always rolls, so the next write creates
+//! one), in the same write and under the same fdatasync as the next
+//! batch: no batch is acknowledged unless the voids before it are
+//! durable. If that write fails too, its own segment is voided as well and
+//! all of them ride on the next attempt; a batch of nothing but voids
+//! ([`ShardLog::voids_pending`], [`ShardLog::prepare`] with an empty
+//! batch) lets the engine keep trying while no mail comes in. Recovery
+//! reads the leading voids of every segment before it replays anything,
+//! and skips every record, and every damaged span, at or after a void's
+//! offset: message records and state changes alike (a refused `Done` or
+//! "delivered" never happened, and the index never applied it either).
+//!
+//! Why a record in the next segment rather than a "valid up to" field in
+//! the failed segment's header: the header has no room for it (a new
+//! format version would make every segment unreadable to older builds),
+//! and rewriting it means writing and syncing again the very file whose
+//! fdatasync just failed — after such a failure the kernel may already
+//! have dropped the dirty pages and reports the file's state unreliably.
+//! The next segment is a fresh file that is being written anyway, so the
+//! void costs no extra fsync. It stays readable exactly as long as it is
+//! needed: segments are deleted oldest first, so the voided segment goes
+//! before the one that holds its void.
+//!
+//! Limits: a void exists only once some later write reaches the disk; if
+//! the process dies before that, the refused batch may come back (a
+//! duplicate, as with a torn write whose records all reached the disk). A
+//! void whose own record is damaged, or whose segment's header is
+//! unreadable, is lost the same way. Builds from before voids see a
+//! `Void` record as damage (a `corrupt` entry named `VOID`) and replay
+//! the refused records.
+//!
 //! One batch is in flight at a time; sessions that want to commit while
 //! one is in flight join the next batch. [`ShardLog::append_blocking`]
 //! does all three steps with std I/O for tools, tests and benchmarks.
 //!
 //! # Recovery
 //!
-//! [`ShardLog::open`] replays every segment in order, applying records to
-//! a fresh index. Damaged records put their messages in `corrupt`
+//! [`ShardLog::open`] reads every segment's leading voids, then replays
+//! every segment in order, applying the records no void covers to a fresh
+//! index. Damaged records put their messages in `corrupt`
 //! ([`crate::segment`] says how damage is told apart from a torn tail); a
 //! torn tail is zeroed so that appends continue where the valid log ends.
 //! [`ShardLog::open_readonly`] replays without writing anything, for tools
@@ -104,6 +144,9 @@ pub struct RecoveryReport {
     /// Dead segments deleted at start-up (a crash came between a commit
     /// and the deletion it allowed).
     pub removed_segments: Vec<PathBuf>,
+    /// Records (and damaged spans) skipped because a void covers them:
+    /// batches that were refused when they were written.
+    pub voided_records: usize,
 }
 
 /// Records to commit together: one write, one fdatasync.
@@ -158,6 +201,25 @@ impl Batch {
 
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
+    }
+
+    /// Puts `front` before the batch's records (the log's pending voids;
+    /// rare, so the copy does not matter).
+    fn prepend(&mut self, front: &[Record]) {
+        if front.is_empty() {
+            return;
+        }
+        let mut b = Batch::new();
+        for r in front {
+            b.push(r);
+        }
+        let shift = b.bytes.len() as u64;
+        b.bytes.extend_from_slice(&self.bytes);
+        b.records.extend(self.records.drain(..).map(|mut r| {
+            r.offset += shift;
+            r
+        }));
+        *self = b;
     }
 }
 
@@ -215,7 +277,11 @@ struct InFlight {
     seq: u64,
     salt: u32,
     create: bool,
+    /// Where the write starts (0 when it creates the segment).
+    offset: u64,
     end: u64,
+    /// Pending voids written in front of the batch.
+    voids: usize,
     /// At absolute offsets in segment `seq`.
     records: Vec<ScannedRecord>,
 }
@@ -267,6 +333,9 @@ pub struct ShardLog {
     tail: Option<Tail>,
     in_flight: Option<InFlight>,
     max_arrival_us: u64,
+    /// Refused batches not yet voided on disk: `Void` records that go in
+    /// front of the next write (see "Refused batches").
+    voids: Vec<Record>,
     /// Blocking mode: the tail segment's open file.
     file: Option<(u64, File)>,
 }
@@ -307,6 +376,7 @@ impl ShardLog {
             tail: None,
             in_flight: None,
             max_arrival_us: 0,
+            voids: Vec::new(),
             file: None,
         }
     }
@@ -334,6 +404,13 @@ impl ShardLog {
         self.in_flight.is_some()
     }
 
+    /// Refused batches whose void is not durable yet. While this is
+    /// non-zero the engine should keep writing (an empty batch carries
+    /// the voids alone): a restart before then may bring them back.
+    pub fn voids_pending(&self) -> usize {
+        self.voids.len()
+    }
+
     /// qmgr took the message into its active window (in memory only).
     pub fn set_active(&mut self, qid: &QueueId) -> bool {
         self.index.set_active(qid)
@@ -345,7 +422,8 @@ impl ShardLog {
 
     /// Group commit, step 1: place `batch` at the tail. Rolls to a new
     /// segment when the current one is full (the new segment's header is
-    /// then at the start of the write). No I/O.
+    /// then at the start of the write). Pending voids go in front of the
+    /// batch, which may then be empty (see "Refused batches"). No I/O.
     ///
     /// # Panics
     ///
@@ -357,6 +435,14 @@ impl ShardLog {
             self.in_flight.is_none(),
             "prepare() while a write is in flight: one batch at a time"
         );
+        let mut batch = batch;
+        // A failure always abandons the tail, so pending voids always open
+        // a new segment: they are its first records, where recovery looks.
+        assert!(
+            self.voids.is_empty() || self.tail.is_none(),
+            "voids pending while appending to a tail"
+        );
+        batch.prepend(&self.voids);
         let Batch {
             mut bytes,
             mut records,
@@ -415,7 +501,9 @@ impl ShardLog {
             seq: placed.seq,
             salt: placed.salt,
             create: placed.create,
+            offset: placed.offset,
             end: placed.offset + len,
+            voids: self.voids.len(),
             records,
         });
         PreparedWrite {
@@ -437,7 +525,8 @@ impl ShardLog {
     /// `Ok` the batch's records are applied to the index and segments that
     /// became dead are returned (delete them after this returns). On `Err`
     /// the tail is abandoned: its state is unknown, so the next batch
-    /// starts a fresh segment; the error names the file and tells a full
+    /// starts a fresh segment, and the write is voided (the next write
+    /// carries a `Void` record for it); the error names the file and tells a full
     /// disk apart ([`StorageError::is_no_space`]).
     #[must_use = "dead segments must be deleted, and a failed commit must not be acknowledged"]
     pub fn complete(
@@ -460,11 +549,24 @@ impl ShardLog {
         if let Err(source) = result {
             self.tail = None;
             self.file = None;
+            // Nothing of this write was acknowledged: void it (a failed
+            // create voids the whole segment), with the earlier voids it
+            // carried still pending.
+            self.voids.push(Record::Void {
+                segment: f.seq,
+                from: f.offset,
+            });
+            tracing::error!(
+                file = %w.path.display(),
+                offset = f.offset,
+                "queue write failed; the batch is refused and will be voided by the next write"
+            );
             return Err(StorageError::Io {
                 path: w.path,
                 source,
             });
         }
+        self.voids.drain(..f.voids);
         self.tail = Some(Tail {
             seq: f.seq,
             salt: f.salt,

@@ -41,6 +41,11 @@
 //!   2 deferred, 3 bounced); deferred: reason and next attempt µs;
 //!   bounced: reason.
 //! - `Done`, `Delete`, `Hold`, `Release`, `Requeue`, `Expire`: empty.
+//! - `Void`: segment (u64), from (u64); its header's queue ID is the
+//!   sentinel [`VOID_QID`] (`VOID`, a shape no generator makes). Written
+//!   only by the log itself, at the start of a new segment, to say that a
+//!   batch whose fdatasync failed was never acknowledged (see
+//!   [`crate::log`], "Refused batches").
 //!
 //! Decoding is bounded by the buffer it is given and never panics.
 
@@ -50,8 +55,15 @@ use sluice_protocols::envelope::{
     Body, ClientInfo, Envelope, MailParams, Notify, Protocol, Recipient, Ret,
 };
 
+use std::sync::LazyLock;
+
 use crate::qid::{QueueId, MAX_QUEUE_ID_LEN};
 use crate::wire::{self, Field, Reader};
+
+/// The queue ID in a `Void` record's header. Generated IDs always carry a
+/// lower-case `z` before the shard, so no message has this one.
+pub static VOID_QID: LazyLock<QueueId> =
+    LazyLock::new(|| QueueId::parse("VOID").expect("VOID is a valid queue ID"));
 
 /// Bytes before every payload.
 pub const RECORD_HEADER_LEN: usize = 44;
@@ -142,6 +154,14 @@ pub enum Record {
     Expire {
         qid: QueueId,
     },
+    /// Every record at or after offset `from` in segment `segment` was
+    /// written by a batch that was never acknowledged (its write or
+    /// fdatasync failed): recovery must not apply it. `from` 0 voids the
+    /// whole segment. Written by the log only; it names no message.
+    Void {
+        segment: u64,
+        from: u64,
+    },
 }
 
 /// Record type byte in the header.
@@ -156,6 +176,7 @@ pub enum RecordKind {
     Release = 6,
     Requeue = 7,
     Expire = 8,
+    Void = 9,
 }
 
 impl RecordKind {
@@ -169,6 +190,7 @@ impl RecordKind {
             6 => RecordKind::Release,
             7 => RecordKind::Requeue,
             8 => RecordKind::Expire,
+            9 => RecordKind::Void,
             _ => return None,
         })
     }
@@ -185,6 +207,7 @@ impl Record {
             | Record::Release { qid }
             | Record::Requeue { qid }
             | Record::Expire { qid } => qid,
+            Record::Void { .. } => &VOID_QID,
         }
     }
 
@@ -198,6 +221,7 @@ impl Record {
             Record::Release { .. } => RecordKind::Release,
             Record::Requeue { .. } => RecordKind::Requeue,
             Record::Expire { .. } => RecordKind::Expire,
+            Record::Void { .. } => RecordKind::Void,
         }
     }
 }
@@ -424,6 +448,10 @@ fn encode_payload(record: &Record, out: &mut Vec<u8>) {
         | Record::Release { .. }
         | Record::Requeue { .. }
         | Record::Expire { .. } => {}
+        Record::Void { segment, from } => {
+            wire::put_u64(out, *segment);
+            wire::put_u64(out, *from);
+        }
     }
 }
 
@@ -496,6 +524,15 @@ fn decode_payload(
         RecordKind::Release => Record::Release { qid },
         RecordKind::Requeue => Record::Requeue { qid },
         RecordKind::Expire => Record::Expire { qid },
+        RecordKind::Void => {
+            if qid != *VOID_QID {
+                return Err("void record's queue ID");
+            }
+            Record::Void {
+                segment: r.u64("void segment")?,
+                from: r.u64("void offset")?,
+            }
+        }
     };
     if !r.is_empty() {
         return Err("trailing bytes");

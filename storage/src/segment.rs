@@ -48,7 +48,9 @@
 //! the middle never makes acknowledged records after it disappear; the price
 //! is that records of an unacknowledged batch that happen to have reached
 //! the disk in full after a torn page are kept too (a possible duplicate
-//! delivery, never a loss).
+//! delivery, never a loss) — unless the log voided that batch: a failed
+//! write is recorded as a `Void` at the start of a later segment
+//! ([`leading_voids`]), and recovery skips what it covers ([`crate::log`]).
 
 use memchr::memmem;
 
@@ -280,6 +282,41 @@ fn resync(
         at = candidate + 1;
     }
     None
+}
+
+/// The `Void` records at the start of a segment, read from a prefix of its
+/// bytes (the log writes them nowhere else: see [`crate::log`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LeadingVoids {
+    /// `(segment, from)` of each verified `Void` record, in file order.
+    pub voids: Vec<(u64, u64)>,
+    /// The prefix ended inside a record: the caller should look again at
+    /// more of the file (when there is more).
+    pub needs_more: bool,
+}
+
+/// Decodes the `Void` records that follow the segment header in `prefix`,
+/// stopping at the first other record, damage or end. A segment whose
+/// header is unusable has none. No I/O.
+pub fn leading_voids(prefix: &[u8]) -> LeadingVoids {
+    let mut out = LeadingVoids::default();
+    let Ok(header) = SegmentHeader::decode(prefix) else {
+        return out;
+    };
+    let mut pos = SEGMENT_HEADER_LEN;
+    loop {
+        match record::decode_meta(prefix.get(pos..).unwrap_or_default(), header.salt) {
+            Ok((Record::Void { segment, from }, len, _)) => {
+                out.voids.push((segment, from));
+                pos += len;
+            }
+            Err(DecodeError::Truncated { .. }) => {
+                out.needs_more = true;
+                return out;
+            }
+            Ok(_) | Err(_) => return out,
+        }
+    }
 }
 
 /// Length of `b` up to and including its last non-zero byte. Compares

@@ -23,9 +23,32 @@ impl ShardLog {
     pub fn append_blocking(&mut self, batch: Batch) -> Result<Completed, StorageError> {
         let w = self.prepare(batch);
         let result = self.write_blocking(&w);
-        let completed = self.complete(w, result)?;
+        let completed = match self.complete(w, result) {
+            Ok(c) => c,
+            Err(e) => {
+                // A tool usually exits on the error: try once to make the
+                // refusal durable, so that a restart cannot bring the
+                // batch back.
+                if let Err(again) = self.flush_voids_blocking() {
+                    tracing::error!("cannot void the refused batch either: {again}");
+                }
+                return Err(e);
+            }
+        };
         remove_segments(&completed.dead_segments)?;
         Ok(completed)
+    }
+
+    /// Writes the pending voids on their own (see [`ShardLog::voids_pending`]);
+    /// nothing to do when there are none.
+    pub fn flush_voids_blocking(&mut self) -> Result<(), StorageError> {
+        if self.voids_pending() == 0 {
+            return Ok(());
+        }
+        let w = self.prepare(Batch::new());
+        let result = self.write_blocking(&w);
+        let completed = self.complete(w, result)?;
+        remove_segments(&completed.dead_segments)
     }
 
     /// Reads one message back (content and envelope) from its location,

@@ -1,21 +1,31 @@
 //! Start-up: replay a shard's segments into a fresh index.
 //!
-//! Segments are read whole, one at a time, in sequence order and scanned
-//! with [`crate::segment::scan`]. A blank segment (created, never
+//! First the voids (refused batches, see [`crate::log`]) are gathered
+//! from the start of every segment, where the log writes them: one short
+//! read per segment. Then segments are read whole, one at a time, in
+//! sequence order and scanned with [`crate::segment::scan`]; records and
+//! damaged spans at or after a void's offset are skipped (their arrival
+//! times still raise the queue-ID floor, so a refused ID is never reused).
+//! A segment that is void from its start holds nothing that was
+//! acknowledged: it is removed even when its header is unusable. A blank segment (created, never
 //! written) is removed; a segment with an unusable header is reported and
 //! left alone. On a read-write open a torn tail is zeroed (and synced)
 //! so that the next append continues exactly where the valid log ends,
 //! and dead segments are deleted.
 
+use std::collections::BTreeMap;
 use std::fs;
-use std::io;
+use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use super::{blocking, LogOptions, RecoveryReport, SegmentInfo, ShardLog, Tail};
 use crate::index::Location;
-use crate::segment::{self, CorruptSpan, SegmentHeaderError};
+use crate::segment::{self, CorruptSpan, SegmentHeaderError, SEGMENT_HEADER_LEN};
 use crate::StorageError;
+
+/// Segment → offset from which its records are void.
+type Voids = BTreeMap<u64, u64>;
 
 pub(super) fn open(
     dir: &Path,
@@ -30,9 +40,16 @@ pub(super) fn open(
     let mut log = ShardLog::empty(shard_dir, shard, opts, writable);
     let mut report = RecoveryReport::default();
     let mut newest = None;
-    for seq in list_segments(&log.shard_dir, writable)? {
+    let seqs = list_segments(&log.shard_dir, writable)?;
+    let voids = collect_voids(&log, &seqs)?;
+    for &seq in &seqs {
         log.next_seq = log.next_seq.max(seq.saturating_add(1));
-        newest = replay_segment(&mut log, seq, &mut report)?.map(|end| (seq, end));
+        let void_from = voids.get(&seq).copied();
+        newest = replay_segment(&mut log, seq, void_from, &mut report)?
+            // Never append behind a void (the log never voids its newest
+            // segment, but a damaged directory might say otherwise).
+            .filter(|_| void_from.is_none())
+            .map(|end| (seq, end));
     }
     if writable {
         // Append to the newest segment if it is readable and has room.
@@ -78,11 +95,49 @@ fn list_segments(shard_dir: &Path, writable: bool) -> Result<Vec<u64>, StorageEr
     Ok(seqs)
 }
 
-/// Replays segment `seq`; returns where its valid log ends, or `None` if
-/// it could not be replayed.
+/// The voids at the start of every segment, lowest offset per segment.
+fn collect_voids(log: &ShardLog, seqs: &[u64]) -> Result<Voids, StorageError> {
+    let mut voids = Voids::new();
+    for &seq in seqs {
+        for (segment, from) in leading_voids(log, seq)? {
+            let v = voids.entry(segment).or_insert(from);
+            *v = (*v).min(from);
+        }
+    }
+    Ok(voids)
+}
+
+/// Reads the start of segment `seq` (all of it if the voids run past
+/// that) and decodes its leading voids.
+fn leading_voids(log: &ShardLog, seq: u64) -> Result<Vec<(u64, u64)>, StorageError> {
+    /// Room for a few hundred voids: more means a disk failing for long.
+    const PREFIX: u64 = 16 << 10;
+    let path = log.segment_path(seq);
+    let err = |e| StorageError::io(&path, e);
+    let mut file = match fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if !log.writable && e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(err(e)),
+    };
+    let mut prefix = Vec::new();
+    (&mut file)
+        .take(PREFIX)
+        .read_to_end(&mut prefix)
+        .map_err(err)?;
+    let mut found = segment::leading_voids(&prefix);
+    if found.needs_more && prefix.len() as u64 == PREFIX {
+        file.read_to_end(&mut prefix).map_err(err)?;
+        found = segment::leading_voids(&prefix);
+    }
+    Ok(found.voids)
+}
+
+/// Replays segment `seq`, skipping what `void_from` covers; returns where
+/// its valid log ends, or `None` if it could not be replayed.
 fn replay_segment(
     log: &mut ShardLog,
     seq: u64,
+    void_from: Option<u64>,
     report: &mut RecoveryReport,
 ) -> Result<Option<u64>, StorageError> {
     let path = log.segment_path(seq);
@@ -97,6 +152,14 @@ fn replay_segment(
         Err(SegmentHeaderError::Blank) => {
             if log.writable {
                 tracing::info!(file = %path.display(), "removing a segment that was never written");
+                fs::remove_file(&path).map_err(|e| StorageError::io(&path, e))?;
+            }
+            return Ok(None);
+        }
+        Err(e) if void_from.is_some_and(|from| from <= SEGMENT_HEADER_LEN as u64) => {
+            // Its creation was refused: nothing in it was acknowledged.
+            if log.writable {
+                tracing::info!(file = %path.display(), reason = %e, "removing a void segment");
                 fs::remove_file(&path).map_err(|e| StorageError::io(&path, e))?;
             }
             return Ok(None);
@@ -117,16 +180,28 @@ fn replay_segment(
     log.max_arrival_us = log.max_arrival_us.max(scan.header.floor_us);
     // Records and damage in file order: a `Delete` written after a
     // damaged record must still remove its message.
+    let void_from = void_from.unwrap_or(u64::MAX);
     let mut spans = scan.corrupt.iter().peekable();
     for r in &scan.records {
         while let Some(span) = spans.next_if(|s| s.offset < r.offset) {
-            apply_corrupt(log, seq, span, &path, report);
+            apply_corrupt(log, seq, span, void_from, &path, report);
         }
         log.note_arrival(&r.record);
-        log.index.apply(seq, r);
+        if r.offset < void_from {
+            log.index.apply(seq, r);
+        } else {
+            report.voided_records += 1;
+        }
     }
     for span in spans {
-        apply_corrupt(log, seq, span, &path, report);
+        apply_corrupt(log, seq, span, void_from, &path, report);
+    }
+    if void_from != u64::MAX {
+        tracing::warn!(
+            file = %path.display(),
+            offset = void_from,
+            "records of a refused batch (its write failed) skipped"
+        );
     }
     if let Some(start) = scan.torn_tail() {
         tracing::warn!(
@@ -154,9 +229,15 @@ fn apply_corrupt(
     log: &mut ShardLog,
     seq: u64,
     span: &CorruptSpan,
+    void_from: u64,
     path: &Path,
     report: &mut RecoveryReport,
 ) {
+    if span.offset >= void_from {
+        // A refused write that reached the disk in part: not damage.
+        report.voided_records += 1;
+        return;
+    }
     tracing::warn!(
         file = %path.display(),
         offset = span.offset,

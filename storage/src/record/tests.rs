@@ -106,7 +106,41 @@ pub(crate) fn record_strategy() -> impl Strategy<Value = Record> {
         4 => Record::Requeue { qid },
         _ => Record::Expire { qid },
     });
-    prop_oneof![message, rcpt_status, small]
+    let void =
+        (any::<u64>(), any::<u64>()).prop_map(|(segment, from)| Record::Void { segment, from });
+    prop_oneof![message, rcpt_status, small, void]
+}
+
+#[test]
+fn a_void_names_no_message() {
+    let void = Record::Void {
+        segment: 7,
+        from: 4096,
+    };
+    assert_eq!(void.qid().as_str(), "VOID");
+    assert_eq!((void.qid().time_us(), void.qid().shard()), (None, None));
+    let mut buf = Vec::new();
+    encode(&void, &mut buf);
+    assert_eq!(decode(&buf).unwrap(), (void, buf.len()));
+    // The payload of a void under any other queue ID is malformed.
+    let mut other = Vec::new();
+    encode(
+        &Record::Done {
+            qid: QueueId::parse("4jcJb04xz60").unwrap(),
+        },
+        &mut other,
+    );
+    let mut forged = other[..RECORD_HEADER_LEN].to_vec();
+    forged[4] = RecordKind::Void as u8;
+    let payload = [7u64.to_le_bytes(), 4096u64.to_le_bytes()].concat();
+    forged[8..16].copy_from_slice(&(payload.len() as u64).to_le_bytes());
+    forged[16..20].copy_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
+    crate::record::reseal(&mut forged, 0);
+    forged.extend_from_slice(&payload);
+    assert!(matches!(
+        decode(&forged),
+        Err(DecodeError::Malformed { .. })
+    ));
 }
 
 fn sample_message() -> Record {

@@ -251,3 +251,37 @@ proptest! {
         prop_assert!(scan(&with_header).is_ok());
     }
 }
+
+#[test]
+fn leading_voids_stop_at_the_first_other_record() {
+    use crate::record::Record;
+    let header = SegmentHeader {
+        shard: 0,
+        seq: 3,
+        salt: 9,
+        floor_us: 0,
+    };
+    let mut bytes = header.encode().to_vec();
+    for (segment, from) in [(1, 40), (2, 0)] {
+        crate::record::encode_sealed(&Record::Void { segment, from }, 9, &mut bytes);
+    }
+    let qid = crate::qid::QueueId::parse("4jcJb04xz60").unwrap();
+    crate::record::encode_sealed(&Record::Done { qid: qid.clone() }, 9, &mut bytes);
+    // A void after another record is not a leading one.
+    crate::record::encode_sealed(
+        &Record::Void {
+            segment: 9,
+            from: 9,
+        },
+        9,
+        &mut bytes,
+    );
+    let found = leading_voids(&bytes);
+    assert_eq!(found.voids, [(1, 40), (2, 0)]);
+    assert!(!found.needs_more);
+    // A prefix that ends inside the voids asks for more.
+    let found = leading_voids(&bytes[..SEGMENT_HEADER_LEN + 80]);
+    assert_eq!((found.voids, found.needs_more), (vec![(1, 40)], true));
+    // No usable header, no voids.
+    assert_eq!(leading_voids(b"SLUICESG"), LeadingVoids::default());
+}
