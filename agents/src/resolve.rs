@@ -1,17 +1,33 @@
 //! trivial-rewrite's `resolve`: which transport and next hop a recipient
-//! goes to.
+//! goes to, and whether this host may accept it from a stranger.
 //!
 //! Role: map one recipient address (already in standard form, see
 //! [`crate::rewrite`]) to its address class, its destination
 //! (`transport:nexthop`, what qmgr keys its per-destination queues on) and,
-//! when the address cannot be delivered at all, the bounce reason.
+//! when the address cannot be delivered at all, the bounce reason. qmgr
+//! calls [`resolve`] on the queued (standard form) address; smtpd's relay
+//! check calls [`resolve_external`] on the address as the client gave it,
+//! which is [`crate::rewrite::standard_form`] (cleanup's rewrite, with the
+//! same parameters) followed by [`resolve`]: one decision, seen the same
+//! way by the relay check and by delivery.
 //!
+//! 0. The address is routed first, as Postfix's `resolve_addr()` does:
+//!    while the domain is local, it is stripped and what is left is
+//!    rewritten again, so `u%remote@local`, `remote!u@local`,
+//!    `u@remote@local` and `@local:u@remote` all end at `remote`. With
+//!    `resolve_dequoted_address = yes` (the default) a quoted local part
+//!    is cracked open too: `"u@remote"@local` and `"u%remote"` go to
+//!    `remote`. An address left with `@`, `!` or `%` in its local part is
+//!    *routed*: its real destination is not known here, so it is never an
+//!    authorized destination (Postfix's `RESOLVE_FLAG_ROUTED`). An empty
+//!    domain (`u@`) is a syntax error (`resolve_null_domain = no`).
 //! 1. The class, checked in Postfix's order: **local** (domain in
 //!    `mydestination`, or `[ip]` of one of `inet_interfaces`' addresses),
 //!    **virtual alias** (`virtual_alias_domains`), **virtual mailbox**
 //!    (`virtual_mailbox_domains`), **relay** (`relay_domains`, which also
 //!    matches subdomains: it is in `parent_domain_matches_subdomains`), and
-//!    **default**. An address without a domain is local.
+//!    **default**. In every list a `.domain` entry matches subdomains. An
+//!    address without a domain is local (`@$myhostname` is appended).
 //! 2. The class's transport: `local_transport` (`local:$myhostname`),
 //!    `error` with "User unknown in virtual alias table" (a virtual alias
 //!    domain without a matching alias), `virtual_transport`,
@@ -37,16 +53,21 @@
 //!
 //! Not here (yet): `relocated_maps`, sender-dependent relayhost,
 //! `proxy_interfaces`, recipient validity (`local_recipient_maps` and
-//! friends), and domain lists with `!` or lookup-table entries (the engine
-//! flattens table keys into the lists).
+//! friends), `resolve_numeric_domain` (`u@1.2.3.4` is an ordinary, and
+//! unknown, domain), host name syntax checks, and domain lists with `!`
+//! or lookup-table entries (the engine flattens table keys into the lists).
 //!
-//! Trust: addresses come from clients; nothing here panics or does I/O.
+//! Trust: addresses come from clients; nothing here panics or does I/O,
+//! and the routing loop is bounded (Postfix's `strlen(addr) + 100`).
 
 use std::net::IpAddr;
 
 use sluice_storage::table::Table;
 
 use crate::delivery::Destination;
+use crate::rewrite::{
+    is_quoted_string, quote_822_local, standard_form, tokenize, RewriteParams, Tok, Token,
+};
 
 /// Postfix's address classes (`RESOLVE_CLASS_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -90,6 +111,13 @@ pub struct ResolveParams {
     pub recipient_delimiter: String,
     /// `allow_min_user = no` bounces recipients that start with `-`.
     pub allow_min_user: bool,
+    /// The standard form's parameters (`myorigin`, `swap_bangpath`,
+    /// `allow_percent_hack`, `append_at_myorigin`): the same value cleanup
+    /// rewrites the envelope with.
+    pub rewrite: RewriteParams,
+    /// `resolve_dequoted_address` (yes): look for `@`, `%` and `!` inside a
+    /// quoted local part.
+    pub resolve_dequoted_address: bool,
 }
 
 impl ResolveParams {
@@ -112,6 +140,8 @@ impl ResolveParams {
             empty_address_recipient: "MAILER-DAEMON".to_string(),
             recipient_delimiter: String::new(),
             allow_min_user: false,
+            rewrite: RewriteParams::new(myhostname),
+            resolve_dequoted_address: true,
         }
     }
 }
@@ -124,9 +154,13 @@ pub struct Resolved {
     /// is lower-cased; one from main.cf or a table is kept as written (a
     /// unix-domain socket path is case-sensitive).
     pub destination: Destination,
-    /// The recipient as resolved (the null address becomes
-    /// `MAILER-DAEMON@$myhostname`).
+    /// The recipient as resolved: always `local@domain` (the null address
+    /// becomes `MAILER-DAEMON@$myhostname`, a bare `user` gets
+    /// `@$myhostname`, a cracked quoted local part stays cracked).
     pub recipient: String,
+    /// `@`, `!` or `%` is left in the local part: the real destination is
+    /// decided elsewhere (Postfix's `RESOLVE_FLAG_ROUTED`).
+    pub routed: bool,
     /// `Some((dsn, reason))` when the recipient must be bounced without a
     /// delivery attempt (the `error` transport): e.g. `("5.1.1", "User
     /// unknown in virtual alias table")`.
@@ -134,43 +168,68 @@ pub struct Resolved {
 }
 
 const ERROR_TRANSPORT: &str = "error";
+/// qmgr's text for an address it cannot resolve (and for `-user`).
+const BAD_SYNTAX: &str = "5.1.3 bad address syntax";
 const RETRY_TRANSPORT: &str = "retry";
 
-/// Resolves one recipient (see the module doc for the rules).
-pub fn resolve(p: &ResolveParams, recipient: &str) -> Resolved {
-    let recipient = if recipient.is_empty() {
-        format!("{}@{}", p.empty_address_recipient, p.myhostname)
-    } else {
-        recipient.to_string()
-    };
-    let domain = domain_of(&recipient).map(normalize_domain);
+impl Resolved {
+    /// Postfix's `permit_auth_destination`: mail for this recipient stays
+    /// here (local, virtual alias, virtual mailbox) or is relayed on our
+    /// authority (`relay_domains`), and its local part routes nowhere else.
+    pub fn is_auth_destination(&self) -> bool {
+        !self.routed && self.class != AddressClass::Default
+    }
+}
 
-    let (class, channel, mut nexthop) = match domain.as_deref() {
-        None => (
+/// Rewrites `addr`, as a client gave it, to standard form with
+/// `p.rewrite` (what cleanup queues), then resolves it: the relay check's
+/// view of the address, which is delivery's.
+pub fn resolve_external(p: &ResolveParams, addr: &str) -> Resolved {
+    resolve(p, &standard_form(addr, &p.rewrite))
+}
+
+/// Resolves one recipient in standard form (see the module doc).
+pub fn resolve(p: &ResolveParams, recipient: &str) -> Resolved {
+    let (recipient, remote) = route(p, recipient);
+    let at = last_at(&recipient);
+    let routed = recipient[..at.start].contains(['@', '!', '%']);
+    let domain = normalize_domain(recipient[at.end..].trim());
+    if domain.is_empty() {
+        // `u@`: Postfix's RESOLVE_FLAG_ERROR, which qmgr bounces.
+        return Resolved {
+            class: AddressClass::Default,
+            destination: Destination::new(ERROR_TRANSPORT, BAD_SYNTAX),
+            error: Some(error_reason(BAD_SYNTAX)),
+            recipient,
+            routed,
+        };
+    }
+
+    let (class, channel, mut nexthop) = match remote {
+        false => (
             AddressClass::Local,
             p.local_transport.as_str(),
-            p.myhostname.clone(),
+            domain.clone(),
         ),
-        Some(d) if is_local(p, d) => (AddressClass::Local, p.local_transport.as_str(), d.into()),
-        Some(d) if list_has(&p.virtual_alias_domains, d) => (
+        true if domain_matches(&p.virtual_alias_domains, &domain, false) => (
             AddressClass::VirtualAlias,
             ERROR_TRANSPORT,
             "5.1.1 User unknown in virtual alias table".into(),
         ),
-        Some(d) if list_has(&p.virtual_mailbox_domains, d) => (
+        true if domain_matches(&p.virtual_mailbox_domains, &domain, false) => (
             AddressClass::VirtualMailbox,
             p.virtual_transport.as_str(),
-            d.into(),
+            domain.clone(),
         ),
-        Some(d) if matches_parent(&p.relay_domains, d) => (
+        true if domain_matches(&p.relay_domains, &domain, true) => (
             AddressClass::Relay,
             p.relay_transport.as_str(),
-            relayhost_or(p, d),
+            relayhost_or(p, &domain),
         ),
-        Some(d) => (
+        true => (
             AddressClass::Default,
             p.default_transport.as_str(),
-            relayhost_or(p, d),
+            relayhost_or(p, &domain),
         ),
     };
     // An explicit `transport:nexthop` in main.cf overrides the next hop
@@ -182,13 +241,12 @@ pub fn resolve(p: &ResolveParams, recipient: &str) -> Resolved {
     let mut destination = Destination::new(transport, nexthop);
 
     if class != AddressClass::VirtualAlias {
-        let rcpt_domain = domain.as_deref().unwrap_or(&p.myhostname);
-        if let Some(value) = transport_lookup(p, &recipient, domain.as_deref()) {
-            apply_transport_entry(&mut destination, value, rcpt_domain);
+        if let Some(value) = transport_lookup(p, &recipient, &domain) {
+            apply_transport_entry(&mut destination, value, &domain);
         }
     }
     if !p.allow_min_user && recipient.starts_with('-') {
-        destination = Destination::new(ERROR_TRANSPORT, "5.1.3 bad address syntax");
+        destination = Destination::new(ERROR_TRANSPORT, BAD_SYNTAX);
     }
 
     let error =
@@ -197,38 +255,114 @@ pub fn resolve(p: &ResolveParams, recipient: &str) -> Resolved {
         class,
         destination,
         recipient,
+        routed,
         error,
     }
 }
 
-/// The domain of `user@domain`: text after the last `@`, unless that `@`
-/// sits inside a quoted local part (`"a@b"` has no domain).
-fn domain_of(addr: &str) -> Option<&str> {
-    let at = addr.rfind('@')?;
-    let domain = &addr[at + 1..];
-    (!domain.is_empty() && !domain.contains('"')).then_some(domain)
+/// The last `@` operator of `addr` (outside quotes and literals); `route`
+/// guarantees there is one.
+fn last_at(addr: &str) -> Token {
+    tokenize(addr.as_bytes())
+        .into_iter()
+        .rev()
+        .find(|t| t.tok == Tok::Op(b'@'))
+        .unwrap_or(Token {
+            tok: Tok::Op(b'@'),
+            start: addr.len(),
+            end: addr.len(),
+        })
+}
+
+/// Postfix's `resolve_addr()` loop: strips local domains and rewrites what
+/// is left until a remote domain or a plain local part remains. Returns
+/// the recipient as `local@domain` and whether its domain is remote.
+fn route(p: &ResolveParams, addr: &str) -> (String, bool) {
+    let mut s = addr.to_string();
+    let mut saved_domain: Option<String> = None;
+    for _ in 0..addr.len() + 100 {
+        let toks = tokenize(s.as_bytes());
+        if let Some(at) = toks.iter().rev().find(|t| t.tok == Tok::Op(b'@')) {
+            let domain = s[at.end..].trim();
+            if domain.is_empty() || !is_local(p, &normalize_domain(domain)) {
+                return (s, true);
+            }
+            saved_domain = Some(s.split_off(at.start));
+            continue;
+        }
+        let has = |c: u8| toks.iter().any(|t| t.tok == Tok::Op(c));
+        if (p.rewrite.swap_bangpath && has(b'!')) || (p.rewrite.allow_percent_hack && has(b'%')) {
+            s = standard_form(&s, &p.rewrite);
+            continue;
+        }
+        if let Some(cracked) = crack_quoted(p, &s, &toks) {
+            s = standard_form(&cracked, &p.rewrite);
+            continue;
+        }
+        break;
+    }
+    if s.is_empty() || s == "\"\"" {
+        s.clone_from(&p.empty_address_recipient);
+    }
+    match saved_domain {
+        Some(d) => s.push_str(&d),
+        None => {
+            s.push('@');
+            s.push_str(&p.myhostname);
+        }
+    }
+    (s, false)
+}
+
+/// With `resolve_dequoted_address`, a local part that is one quoted string
+/// holding a routing operator (`@`, else `%`, else `!`, the last one) comes
+/// out unquoted, `%` turned into `@` and the new local part quoted again
+/// where it needs to be.
+fn crack_quoted(p: &ResolveParams, s: &str, toks: &[Token]) -> Option<String> {
+    let [only] = toks else { return None };
+    let quoted = &s[only.start..only.end];
+    if !p.resolve_dequoted_address || !is_quoted_string(quoted) {
+        return None;
+    }
+    let mut inner = unescape(&quoted[1..quoted.len() - 1]);
+    let op = inner
+        .rfind('@')
+        .or_else(|| inner.rfind('%').filter(|_| p.rewrite.allow_percent_hack))
+        .or_else(|| inner.rfind('!').filter(|_| p.rewrite.swap_bangpath))?;
+    if inner.as_bytes()[op] == b'!' {
+        return Some(inner);
+    }
+    inner.replace_range(op..op + 1, "@");
+    Some(quote_822_local(&inner).into_owned())
+}
+
+/// The text of a quoted string without its backslash escapes.
+fn unescape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 fn normalize_domain(d: &str) -> String {
     d.strip_suffix('.').unwrap_or(d).to_ascii_lowercase()
 }
 
-fn list_has(list: &[String], domain: &str) -> bool {
+/// Postfix's domain list matching (case-insensitive, entries without a
+/// trailing dot): `example.com` matches itself, and its subdomains when
+/// `parent_matches` (the list is in `parent_domain_matches_subdomains`);
+/// `.example.com` matches subdomains only.
+fn domain_matches(list: &[String], domain: &str, parent_matches: bool) -> bool {
     list.iter().any(|e| {
         let e = e.strip_suffix('.').unwrap_or(e);
-        e.eq_ignore_ascii_case(domain)
-    })
-}
-
-/// parent_domain_matches_subdomains matching: `example.com` matches itself
-/// and `*.example.com`; `.example.com` matches only the subdomains.
-fn matches_parent(list: &[String], domain: &str) -> bool {
-    list.iter().any(|e| {
-        let e = e.strip_suffix('.').unwrap_or(e);
-        if let Some(parent) = e.strip_prefix('.') {
-            is_subdomain(domain, parent)
-        } else {
-            e.eq_ignore_ascii_case(domain) || is_subdomain(domain, e)
+        match e.strip_prefix('.') {
+            Some(parent) => is_subdomain(domain, parent),
+            None => e.eq_ignore_ascii_case(domain) || (parent_matches && is_subdomain(domain, e)),
         }
     })
 }
@@ -240,8 +374,10 @@ fn is_subdomain(domain: &str, parent: &str) -> bool {
         && domain[domain.len() - parent.len()..].eq_ignore_ascii_case(parent)
 }
 
+/// Postfix's `resolve_local()`: `domain` (normalized) is in
+/// `mydestination`, or is `[ip]` of one of our interfaces.
 fn is_local(p: &ResolveParams, domain: &str) -> bool {
-    if list_has(&p.mydestination, domain) {
+    if domain_matches(&p.mydestination, domain, false) {
         return true;
     }
     // `[1.2.3.4]` or `[IPv6:::1]` naming one of our own addresses.
@@ -272,39 +408,33 @@ fn split_transport(value: &str) -> (&str, &str) {
 }
 
 /// transport(5)'s search order; the first table that has a key wins.
-fn transport_lookup<'p>(
-    p: &'p ResolveParams,
-    recipient: &str,
-    domain: Option<&str>,
-) -> Option<&'p str> {
+fn transport_lookup<'p>(p: &'p ResolveParams, recipient: &str, domain: &str) -> Option<&'p str> {
     if p.transport_maps.is_empty() {
         return None;
     }
     let find = |key: &str| p.transport_maps.iter().find_map(|t| t.lookup(key));
-    if let Some(domain) = domain {
-        let full = recipient.to_ascii_lowercase();
-        if let Some(v) = find(&full) {
+    let full = recipient.to_ascii_lowercase();
+    if let Some(v) = find(&full) {
+        return Some(v);
+    }
+    if let Some(stripped) = strip_extension(&full, &p.recipient_delimiter) {
+        if let Some(v) = find(&stripped) {
             return Some(v);
         }
-        if let Some(stripped) = strip_extension(&full, &p.recipient_delimiter) {
-            if let Some(v) = find(&stripped) {
+    }
+    if let Some(v) = find(domain) {
+        return Some(v);
+    }
+    // `.parent` for every parent: `a.b.c` → `.b.c`, `.c`.
+    let mut rest = domain;
+    while let Some(dot) = rest.find('.') {
+        let parent = &rest[dot..];
+        if parent.len() > 1 {
+            if let Some(v) = find(parent) {
                 return Some(v);
             }
         }
-        if let Some(v) = find(domain) {
-            return Some(v);
-        }
-        // `.parent` for every parent: `a.b.c` → `.b.c`, `.c`.
-        let mut rest = domain;
-        while let Some(dot) = rest.find('.') {
-            let parent = &rest[dot..];
-            if parent.len() > 1 {
-                if let Some(v) = find(parent) {
-                    return Some(v);
-                }
-            }
-            rest = &rest[dot + 1..];
-        }
+        rest = &rest[dot + 1..];
     }
     find("*")
 }
@@ -397,7 +527,6 @@ mod tests {
                 AddressClass::Local,
                 "local:mail.example.com",
             ),
-            ("jane", AddressClass::Local, "local:mail.example.com"),
             (
                 "jane@[192.0.2.1]",
                 AddressClass::Local,
@@ -444,12 +573,6 @@ mod tests {
                 "relay:x.sub.example",
             ),
             ("Jane@Remote.ORG", AddressClass::Default, "smtp:remote.org"),
-            ("\"a@b\"", AddressClass::Local, "local:mail.example.com"),
-            (
-                "\"odd@local\"@remote.org",
-                AddressClass::Default,
-                "smtp:remote.org",
-            ),
         ];
         for (rcpt, class, want) in cases {
             let r = resolve(&p, rcpt);
@@ -457,6 +580,199 @@ mod tests {
             assert_eq!(r.error, None, "{rcpt}");
             assert_eq!(r.recipient, rcpt);
         }
+    }
+
+    /// (address as the client gave it, class, destination, routed).
+    type RouteCase = (&'static str, AddressClass, &'static str, bool);
+
+    fn check_routes(p: &ResolveParams, cases: &[RouteCase]) {
+        for &(rcpt, class, want, routed) in cases {
+            let r = resolve_external(p, rcpt);
+            let got = (r.class, dest(&r), r.routed);
+            assert_eq!(got, (class, want.to_string(), routed), "{rcpt}");
+            let auth = !routed && class != AddressClass::Default;
+            assert_eq!(r.is_auth_destination(), auth, "{rcpt}");
+        }
+    }
+
+    /// nmap's smtp-open-relay forms and their relatives: whatever is
+    /// stripped, swapped or unquoted, the class is the final domain's.
+    #[test]
+    fn routing_operators_resolve_to_the_final_domain() {
+        use AddressClass::*;
+        let far = "smtp:foreign.example";
+        check_routes(
+            &params(),
+            &[
+                ("foreign.example!relaytest", Default, far, false),
+                ("relaytest%foreign.example", Default, far, false),
+                ("\"relaytest@foreign.example\"", Default, far, false),
+                ("\"relaytest%foreign.example\"", Default, far, false),
+                ("\"foreign.example!relaytest\"", Default, far, false),
+                ("relaytest%foreign.example@example.com", Default, far, false),
+                ("relaytest%foreign.example@[192.0.2.1]", Default, far, false),
+                ("foreign.example!relaytest@localhost", Default, far, false),
+                ("relaytest@foreign.example@example.com", Default, far, false),
+                (
+                    "\"relaytest@foreign.example\"@example.com",
+                    Default,
+                    far,
+                    false,
+                ),
+                (
+                    "@example.com:relaytest@foreign.example",
+                    Default,
+                    far,
+                    false,
+                ),
+                (
+                    "@[192.0.2.1]:relaytest@foreign.example",
+                    Default,
+                    far,
+                    false,
+                ),
+                ("u%b%foreign.example@example.com", Default, far, true),
+                // A remote domain with routing left in the local part.
+                (
+                    "relaytest%foreign.example@remote.org",
+                    Default,
+                    "smtp:remote.org",
+                    true,
+                ),
+                (
+                    "foreign.example!relaytest@remote.org",
+                    Default,
+                    "smtp:remote.org",
+                    true,
+                ),
+                (
+                    "relaytest@foreign.example@remote.org",
+                    Default,
+                    "smtp:remote.org",
+                    true,
+                ),
+                (
+                    "\"relaytest@foreign\"@remote.org",
+                    Default,
+                    "smtp:remote.org",
+                    true,
+                ),
+                // Routing that ends here stays authorized.
+                ("jane%example.com", Local, "local:mail.example.com", false),
+                ("localhost!jane", Local, "local:mail.example.com", false),
+                (
+                    "jane%mbox.example@example.com",
+                    VirtualMailbox,
+                    "virtual:mbox.example",
+                    false,
+                ),
+                ("relay.example!jane", Relay, "relay:relay.example", false),
+                (
+                    "jane%x.sub.example@[192.0.2.1]",
+                    Relay,
+                    "relay:x.sub.example",
+                    false,
+                ),
+                (
+                    "\"john doe\"@example.com",
+                    Local,
+                    "local:mail.example.com",
+                    false,
+                ),
+                (
+                    "\"john doe%relay.example\"",
+                    Relay,
+                    "relay:relay.example",
+                    false,
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn resolved_recipient_is_user_at_domain() {
+        let p = params();
+        let cases = [
+            ("jane", "jane@mail.example.com"),
+            ("jane@example.com", "jane@example.com"),
+            ("\"\"@example.com", "MAILER-DAEMON@example.com"),
+            ("\"a@remote.org\"@example.com", "a@remote.org"),
+            ("\"john doe%remote.org\"", "\"john doe\"@remote.org"),
+            ("a%b%remote.org@example.com", "a%b@remote.org"),
+        ];
+        for (rcpt, want) in cases {
+            assert_eq!(resolve_external(&p, rcpt).recipient, want, "{rcpt}");
+        }
+        let r = resolve(&p, "u@");
+        assert_eq!(
+            (r.class, dest(&r)),
+            (
+                AddressClass::Default,
+                "error:5.1.3 bad address syntax".into()
+            )
+        );
+        assert!(!r.is_auth_destination());
+    }
+
+    /// Each parameter switches its operator off; what is left in the local
+    /// part then counts as routed, so the address is still not authorized.
+    #[test]
+    fn rewrite_switches_leave_the_address_routed() {
+        use AddressClass::*;
+        let here = "local:mail.example.com";
+        let mut p = params();
+        p.rewrite.swap_bangpath = false;
+        check_routes(&p, &[("foreign.example!relaytest", Local, here, true)]);
+        let mut p = params();
+        p.rewrite.allow_percent_hack = false;
+        check_routes(
+            &p,
+            &[
+                ("relaytest%foreign.example", Local, here, true),
+                ("relaytest%foreign.example@example.com", Local, here, true),
+            ],
+        );
+        let mut p = params();
+        p.resolve_dequoted_address = false;
+        check_routes(
+            &p,
+            &[
+                ("\"relaytest@foreign.example\"", Local, here, true),
+                (
+                    "\"relaytest@foreign.example\"@example.com",
+                    Local,
+                    here,
+                    true,
+                ),
+            ],
+        );
+        let mut p = params();
+        p.rewrite.append_at_myorigin = false;
+        p.rewrite.myorigin = "elsewhere.example".into();
+        check_routes(&p, &[("jane", Local, here, false)]);
+        p.rewrite.append_at_myorigin = true;
+        check_routes(&p, &[("jane", Default, "smtp:elsewhere.example", false)]);
+    }
+
+    #[test]
+    fn dot_patterns_in_every_domain_list() {
+        use AddressClass::*;
+        let mut p = params();
+        p.mydestination.push(".local.example".into());
+        p.virtual_mailbox_domains.push(".vm.example".into());
+        check_routes(
+            &p,
+            &[
+                ("a@x.local.example", Local, "local:mail.example.com", false),
+                ("a@local.example", Default, "smtp:local.example", false),
+                (
+                    "a@x.vm.example",
+                    VirtualMailbox,
+                    "virtual:x.vm.example",
+                    false,
+                ),
+            ],
+        );
     }
 
     #[test]
