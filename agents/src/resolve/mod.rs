@@ -20,7 +20,9 @@
 //!    `remote`. An address left with `@`, `!` or `%` in its local part is
 //!    *routed*: its real destination is not known here, so it is never an
 //!    authorized destination (Postfix's `RESOLVE_FLAG_ROUTED`). An empty
-//!    domain (`u@`) is a syntax error (`resolve_null_domain = no`).
+//!    domain (`u@`) is a syntax error, bounced as "bad address syntax"
+//!    (Postfix's default `resolve_null_domain = no`; the parameter itself
+//!    is not offered).
 //! 1. The class, checked in Postfix's order: **local** (domain in
 //!    `mydestination`, or `[ip]` of one of `inet_interfaces`' addresses),
 //!    **virtual alias** (`virtual_alias_domains`), **virtual mailbox**
