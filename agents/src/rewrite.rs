@@ -5,10 +5,10 @@
 //! context, with main.cf defaults):
 //!
 //! 1. `@a,@b:user@d` loses its source route → `user@d`;
-//! 2. an address without `@`: `site!user` → `user@site`
-//!    (`swap_bangpath = yes`), else `user%d` → `user@d` (`allow_percent_hack
-//!    = yes`, the last `%`), else `user` → `user@$myorigin`
-//!    (`append_at_myorigin = yes`);
+//! 2. an address without `@`: `site!user` → `user@site` (when
+//!    `swap_bangpath = yes`, the default), else `user%d` → `user@d` (when
+//!    `allow_percent_hack = yes`, the default; the last `%`), else `user` →
+//!    `user@$myorigin` (when `append_at_myorigin = yes`, the default);
 //! 3. `.$mydomain` is **not** appended (`append_dot_mydomain = no`, the
 //!    default since Postfix 3.0);
 //! 4. one trailing dot is removed (`user@d.` → `user@d`), but not from
@@ -26,6 +26,9 @@
 //! in); only leading and trailing white space is trimmed.
 //!
 //! No I/O, no lookups: canonical, virtual and transport maps are elsewhere.
+//! The same function serves cleanup (the envelope as queued) and, through
+//! [`crate::resolve::resolve_external`], smtpd's relay check, so that
+//! both see one address.
 
 use std::borrow::Cow;
 
@@ -33,9 +36,34 @@ use std::borrow::Cow;
 /// specials plus `%`, `!` and `|`.
 const OPCHARS: &[u8] = b"|%!()<>@,;:\\\".[]";
 
+/// trivial-rewrite's parameters for the standard form (main.cf names).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RewriteParams {
+    /// `myorigin`: the domain of an address without one.
+    pub myorigin: String,
+    /// `swap_bangpath` (yes): `site!user` → `user@site`.
+    pub swap_bangpath: bool,
+    /// `allow_percent_hack` (yes): `user%domain` → `user@domain`.
+    pub allow_percent_hack: bool,
+    /// `append_at_myorigin` (yes): `user` → `user@$myorigin`.
+    pub append_at_myorigin: bool,
+}
+
+impl RewriteParams {
+    /// Postfix's defaults with this `myorigin`.
+    pub fn new(myorigin: impl Into<String>) -> RewriteParams {
+        RewriteParams {
+            myorigin: myorigin.into(),
+            swap_bangpath: true,
+            allow_percent_hack: true,
+            append_at_myorigin: true,
+        }
+    }
+}
+
 /// One token of an address, with its byte span in the input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Tok {
+pub(crate) enum Tok {
     /// A single-character operator such as `@`, `!`, `%`, `.`, `:`.
     Op(u8),
     /// Anything opaque: an atom, a quoted string, a domain literal or a
@@ -44,16 +72,16 @@ enum Tok {
 }
 
 #[derive(Clone, Copy, Debug)]
-struct Token {
-    tok: Tok,
-    start: usize,
-    end: usize,
+pub(crate) struct Token {
+    pub(crate) tok: Tok,
+    pub(crate) start: usize,
+    pub(crate) end: usize,
 }
 
 /// Splits an address into tokens as `tok822_scan()` does (white space
 /// outside quotes separates tokens and is dropped). Unterminated quotes,
 /// literals and comments run to the end of the input.
-fn tokenize(s: &[u8]) -> Vec<Token> {
+pub(crate) fn tokenize(s: &[u8]) -> Vec<Token> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < s.len() {
@@ -101,7 +129,7 @@ fn tokenize(s: &[u8]) -> Vec<Token> {
 }
 
 /// Returns the index just past `close`, honouring backslash escapes.
-fn skip_delimited(s: &[u8], mut i: usize, close: u8) -> usize {
+pub(crate) fn skip_delimited(s: &[u8], mut i: usize, close: u8) -> usize {
     while i < s.len() {
         match s[i] {
             b'\\' => i += 2,
@@ -139,14 +167,15 @@ fn skip_comment(s: &[u8], mut i: usize) -> usize {
 /// appended to an address without a domain; when it is empty, nothing is.
 ///
 /// ```
-/// use sluice_agents::rewrite::standard_form;
-/// assert_eq!(standard_form("@relay.example:jane@example.org", "o.example"), "jane@example.org");
-/// assert_eq!(standard_form("uucphost!joe", "o.example"), "joe@uucphost");
-/// assert_eq!(standard_form("joe%example.net", "o.example"), "joe@example.net");
-/// assert_eq!(standard_form("root", "o.example"), "root@o.example");
-/// assert_eq!(standard_form("", "o.example"), "");
+/// use sluice_agents::rewrite::{standard_form, RewriteParams};
+/// let p = RewriteParams::new("o.example");
+/// assert_eq!(standard_form("@relay.example:jane@example.org", &p), "jane@example.org");
+/// assert_eq!(standard_form("uucphost!joe", &p), "joe@uucphost");
+/// assert_eq!(standard_form("joe%example.net", &p), "joe@example.net");
+/// assert_eq!(standard_form("root", &p), "root@o.example");
+/// assert_eq!(standard_form("", &p), "");
 /// ```
-pub fn standard_form(addr: &str, myorigin: &str) -> String {
+pub fn standard_form(addr: &str, p: &RewriteParams) -> String {
     let mut s: Cow<'_, str> = Cow::Borrowed(addr.trim_matches(|c: char| c.is_ascii_whitespace()));
     if s.is_empty() {
         return String::new();
@@ -172,16 +201,23 @@ pub fn standard_form(addr: &str, myorigin: &str) -> String {
     }
 
     if !toks.iter().any(|t| t.tok == Tok::Op(b'@')) {
-        if let Some(bang) = toks.iter().find(|t| t.tok == Tok::Op(b'!')) {
+        let op = |c: u8| move |t: &&Token| t.tok == Tok::Op(c);
+        let bang = toks.iter().find(op(b'!')).filter(|_| p.swap_bangpath);
+        let pct = toks
+            .iter()
+            .rev()
+            .find(op(b'%'))
+            .filter(|_| p.allow_percent_hack);
+        if let Some(bang) = bang {
             // site!user → user@site (the first "!" splits).
             let site = &s[..bang.start];
             let user = &s[bang.end..];
             s = Cow::Owned(format!("{user}@{site}"));
-        } else if let Some(pct) = toks.iter().rev().find(|t| t.tok == Tok::Op(b'%')) {
+        } else if let Some(pct) = pct {
             // user%domain → user@domain (the last "%" becomes the "@").
             s = Cow::Owned(format!("{}@{}", &s[..pct.start], &s[pct.end..]));
-        } else if !myorigin.is_empty() {
-            s = Cow::Owned(format!("{s}@{myorigin}"));
+        } else if p.append_at_myorigin && !p.myorigin.is_empty() {
+            s = Cow::Owned(format!("{s}@{}", p.myorigin));
         }
         toks = tokenize(s.as_bytes());
     }
@@ -243,7 +279,7 @@ fn is_dot_string(local: &str) -> bool {
 
 /// True for a complete quoted string: `"..."` whose closing quote is the
 /// last byte and not escaped.
-fn is_quoted_string(local: &str) -> bool {
+pub(crate) fn is_quoted_string(local: &str) -> bool {
     let b = local.as_bytes();
     b.len() >= 2 && b[0] == b'"' && skip_delimited(b, 1, b'"') == b.len()
 }
@@ -253,6 +289,10 @@ mod tests {
     use super::*;
 
     const ORIGIN: &str = "origin.example";
+
+    fn sf(addr: &str, origin: &str) -> String {
+        standard_form(addr, &RewriteParams::new(origin))
+    }
 
     #[test]
     fn standard_form_table() {
@@ -297,7 +337,7 @@ mod tests {
             (" jane@example.org ", "jane@example.org"),
         ];
         for (input, want) in cases {
-            assert_eq!(standard_form(input, ORIGIN), *want, "input {input:?}");
+            assert_eq!(sf(input, ORIGIN), *want, "input {input:?}");
         }
     }
 
@@ -321,14 +361,29 @@ mod tests {
             ("\"abc@def", "\"abc@def@origin.example"),
         ];
         for (input, want) in cases {
-            assert_eq!(standard_form(input, ORIGIN), *want, "input {input:?}");
+            assert_eq!(sf(input, ORIGIN), *want, "input {input:?}");
         }
     }
 
     #[test]
+    fn rewrite_switches() {
+        let mut p = RewriteParams::new(ORIGIN);
+        p.swap_bangpath = false;
+        assert_eq!(standard_form("a!b", &p), "a!b@origin.example");
+        assert_eq!(standard_form("a!b%c", &p), "a!b@c");
+        let mut p = RewriteParams::new(ORIGIN);
+        p.allow_percent_hack = false;
+        assert_eq!(standard_form("a%b", &p), "a%b@origin.example");
+        assert_eq!(standard_form("h!a%b", &p), "a%b@h");
+        p.append_at_myorigin = false;
+        assert_eq!(standard_form("a%b", &p), "a%b");
+        assert_eq!(standard_form("root.", &p), "root");
+    }
+
+    #[test]
     fn empty_myorigin_appends_nothing() {
-        assert_eq!(standard_form("root", ""), "root");
-        assert_eq!(standard_form("root.", ""), "root");
+        assert_eq!(sf("root", ""), "root");
+        assert_eq!(sf("root.", ""), "root");
     }
 
     #[test]
@@ -361,10 +416,10 @@ mod tests {
         fn standard_form_never_panics(
             addr in "[a-z@!%.:,\"\\[\\]() \\\\]{0,24}"
         ) {
-            let once = standard_form(&addr, ORIGIN);
+            let once = sf(&addr, ORIGIN);
             // A second pass may still strip another route or dot, but it
             // must not panic either.
-            let _ = standard_form(&once, ORIGIN);
+            let _ = sf(&once, ORIGIN);
             let _ = quote_822_local(&addr);
         }
 
@@ -374,7 +429,7 @@ mod tests {
             domain in "[a-z0-9]{1,10}(\\.[a-z0-9]{1,10}){0,3}",
         ) {
             let addr = format!("{user}@{domain}");
-            proptest::prop_assert_eq!(standard_form(&addr, ORIGIN), addr);
+            proptest::prop_assert_eq!(sf(&addr, ORIGIN), addr);
         }
     }
 }

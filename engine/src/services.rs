@@ -59,6 +59,8 @@ impl ServiceParams {
         warnings.extend(w);
         let (resolve, w) = resolve_params(main, p)?;
         warnings.extend(w);
+        // cleanup queues what the resolver (and so smtpd's relay check) sees.
+        let rewrite = resolve.rewrite.clone();
         let (transports, w) = TransportTable::from_config(main, &config.master)?;
         warnings.extend(w);
         let mut notice = NoticeParams::new(p.myhostname.clone(), p.myorigin.clone());
@@ -122,7 +124,7 @@ impl ServiceParams {
             notice,
             cleanup: CleanupParams {
                 myhostname: p.myhostname.clone(),
-                myorigin: p.myorigin.clone(),
+                rewrite,
                 mail_name: p.mail_name.clone(),
                 header_size_limit: p.header_size_limit,
                 hopcount_limit: p.hopcount_limit,

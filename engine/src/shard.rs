@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use hashbrown::HashMap;
 use sluice_agents::cleanup::CleanupParams;
+use sluice_agents::resolve::ResolveParams;
 use sluice_storage::log::{LogOptions, ShardLog};
 use sluice_storage::qid::QidGenerator;
 
@@ -135,6 +136,9 @@ pub struct Shard {
     pub id: usize,
     params: RefCell<Rc<MainParams>>,
     cleanup: RefCell<Rc<CleanupParams>>,
+    /// trivial-rewrite's resolver, for smtpd's relay check (qmgr keeps its
+    /// own copy in `active`): the same value, so both judge one address.
+    resolve: RefCell<Rc<ResolveParams>>,
     /// Each listener's smtpd parameters, in master.cf order (replaced by
     /// `sluice reload`; sessions keep the ones they started with).
     smtpd_services: RefCell<Vec<Rc<SmtpdService>>>,
@@ -193,6 +197,10 @@ impl Shard {
         self.cleanup.borrow().clone()
     }
 
+    pub fn resolve(&self) -> Rc<ResolveParams> {
+        self.resolve.borrow().clone()
+    }
+
     fn smtpd_service(&self, i: usize) -> Option<Rc<SmtpdService>> {
         self.smtpd_services.borrow().get(i).cloned()
     }
@@ -202,6 +210,7 @@ impl Shard {
     fn apply_reload(&self, r: &ReloadSet) {
         *self.params.borrow_mut() = Rc::new(r.params.clone());
         *self.cleanup.borrow_mut() = Rc::new(r.services.cleanup.clone());
+        *self.resolve.borrow_mut() = Rc::new(r.services.resolve.clone());
         let hostname = r.params.myhostname.clone();
         let mut services = self.smtpd_services.borrow_mut();
         for (i, smtpd) in r.listeners.iter().enumerate() {
@@ -320,6 +329,7 @@ pub async fn run(spec: ShardSpec, ready: impl FnOnce(Result<(), String>)) {
     let shard = Rc::new(Shard {
         id: spec.id,
         cleanup: RefCell::new(Rc::new(spec.services.cleanup.clone())),
+        resolve: RefCell::new(Rc::new(spec.services.resolve.clone())),
         params: RefCell::new(spec.params.clone()),
         smtpd_services: RefCell::new(services),
         committer: committer.clone(),

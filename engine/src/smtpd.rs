@@ -29,7 +29,7 @@ use sluice_storage::record::{MessageRecord, Record};
 use crate::commit::CommitError;
 use crate::config::SmtpdParams;
 use crate::shard::Shard;
-use crate::smtpd_check::{check_recipient, RelayContext};
+use crate::smtpd_check::check_recipient;
 
 /// Size of one socket read. 64 KiB takes a 4 KiB message (and its
 /// pipelined commands) in one read and a 100 KiB one in two.
@@ -73,13 +73,8 @@ struct RelayPolicy<'a> {
 impl Policy for RelayPolicy<'_> {
     fn check_recipient(&mut self, sender: &str, recipient: &str) -> Result<(), Reply> {
         let p = self.shard.params();
-        let ctx = RelayContext {
-            client_addr: self.client.addr,
-            mynetworks: &p.mynetworks,
-            mydestination: &p.mydestination,
-            relay_domains: &p.relay_domains,
-            myhostname: &p.myhostname,
-        };
+        let resolve = self.shard.resolve();
+        let ctx = p.relay_context(self.client.addr, &resolve);
         let verdict = check_recipient(
             &self.service.params.relay_restrictions,
             &self.service.params.recipient_restrictions,

@@ -2,6 +2,11 @@
 //! evaluates `smtpd_relay_restrictions` then `smtpd_recipient_restrictions`.
 //!
 //! Pure policy: no I/O, no lookups beyond the values in [`RelayContext`].
+//! Whether a recipient is an authorized destination is trivial-rewrite's
+//! answer ([`sluice_agents::resolve::resolve_external`]): the address is
+//! rewritten and routed exactly as cleanup and qmgr will, so `u%far`,
+//! `far!u`, `"u@far"` or `u%far@ourdomain` are judged by where they would
+//! really go.
 //! In each list the first restriction that decides (PERMIT, REJECT or
 //! DEFER) ends that list; reaching the end is PERMIT. A PERMIT moves on to
 //! the next list; a REJECT or DEFER is the answer and later lists are
@@ -10,6 +15,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use sluice_agents::resolve::{resolve_external, ResolveParams};
 use sluice_protocols::smtp::reply::Reply;
 
 use crate::config::Cidr;
@@ -116,14 +122,9 @@ pub fn relay_control_present(relay: &[Restriction], recipient: &[Restriction]) -
 pub struct RelayContext<'a> {
     pub client_addr: IpAddr,
     pub mynetworks: &'a [Cidr],
-    /// Lower-case, without trailing dot; `.example.com` matches subdomains.
-    pub mydestination: &'a [String],
-    /// Lower-case, without trailing dot. `example.com` matches itself and
-    /// its subdomains (Postfix's default parent_domain_matches_subdomains);
-    /// `.example.com` matches subdomains only.
-    pub relay_domains: &'a [String],
-    /// Informational: the default mydestination already lists it.
-    pub myhostname: &'a str,
+    /// The resolver qmgr uses (mydestination, inet_interfaces, virtual and
+    /// relay domains, the standard form's parameters).
+    pub resolve: &'a ResolveParams,
 }
 
 enum Verdict {
@@ -188,50 +189,13 @@ fn unauth(ctx: &RelayContext, rcpt: &str, code: u16, enhanced: (u8, u16, u16)) -
     }
 }
 
-/// Whether mail to `rcpt` stays here or is relayed on our authority
-/// (Postfix's permit_auth_destination): its domain is in mydestination or
-/// matches relay_domains. An address without a domain is local. A
-/// source-routed address (`@`, `%` or `!` left in the local part) is not
-/// authorized: its real destination is uncertain. (Postfix also counts
-/// `[ip]` of its own interfaces as local; Sluice does so only when
-/// mydestination lists that `[ip]`.)
+/// Whether mail to `rcpt` (as the client gave it) stays here or is
+/// relayed on our authority (Postfix's permit_auth_destination): after the
+/// standard form and routing, its class is local, virtual or relay, and no
+/// `@`, `%` or `!` is left in its local part (a source-routed address has
+/// an uncertain destination).
 pub fn is_auth_destination(ctx: &RelayContext, rcpt: &str) -> bool {
-    let addr = rcpt
-        .strip_prefix('<')
-        .and_then(|a| a.strip_suffix('>'))
-        .unwrap_or(rcpt);
-    let Some((local, domain)) = addr.rsplit_once('@') else {
-        return true;
-    };
-    if local.contains(['@', '%', '!']) {
-        return false;
-    }
-    let domain = domain
-        .strip_suffix('.')
-        .unwrap_or(domain)
-        .to_ascii_lowercase();
-    if domain.is_empty() {
-        return true;
-    }
-    domain_matches(ctx.mydestination, &domain, false)
-        || domain_matches(ctx.relay_domains, &domain, true)
-}
-
-/// Postfix's domain_list matching: `example.com` matches itself (and its
-/// subdomains when `parent_matches`); `.example.com` matches subdomains.
-fn domain_matches(list: &[String], domain: &str, parent_matches: bool) -> bool {
-    list.iter().any(|pattern| {
-        if let Some(suffix) = pattern.strip_prefix('.') {
-            return domain.len() > suffix.len()
-                && domain.ends_with(suffix)
-                && domain.as_bytes()[domain.len() - suffix.len() - 1] == b'.';
-        }
-        domain == pattern
-            || (parent_matches
-                && domain.len() > pattern.len()
-                && domain.ends_with(pattern.as_str())
-                && domain.as_bytes()[domain.len() - pattern.len() - 1] == b'.')
-    })
+    resolve_external(ctx.resolve, rcpt).is_auth_destination()
 }
 
 #[cfg(test)]
@@ -240,24 +204,25 @@ mod tests {
 
     struct Fixture {
         mynetworks: Vec<Cidr>,
-        mydestination: Vec<String>,
-        relay_domains: Vec<String>,
+        resolve: ResolveParams,
     }
 
     fn fixture() -> Fixture {
+        let mut resolve = ResolveParams::new("mx.example.com");
+        resolve.mydestination = vec![
+            "mx.example.com".into(),
+            "localhost".into(),
+            ".local.example".into(),
+            "[192.0.2.10]".into(),
+        ];
+        resolve.relay_domains = vec!["relay.example".into(), ".dot.example".into()];
         Fixture {
             mynetworks: vec![
                 Cidr::parse("127.0.0.0/8").unwrap(),
                 Cidr::parse("192.0.2.0/24").unwrap(),
                 Cidr::parse("[::1]/128").unwrap(),
             ],
-            mydestination: vec![
-                "mx.example.com".into(),
-                "localhost".into(),
-                ".local.example".into(),
-                "[192.0.2.10]".into(),
-            ],
-            relay_domains: vec!["relay.example".into(), ".dot.example".into()],
+            resolve,
         }
     }
 
@@ -265,9 +230,7 @@ mod tests {
         RelayContext {
             client_addr: client.parse().unwrap(),
             mynetworks: &f.mynetworks,
-            mydestination: &f.mydestination,
-            relay_domains: &f.relay_domains,
-            myhostname: "mx.example.com",
+            resolve: &f.resolve,
         }
     }
 
@@ -361,6 +324,54 @@ mod tests {
         );
     }
 
+    /// nmap's smtp-open-relay recipients (domain far.example, ip
+    /// 192.0.2.10, server name mx.example.com) and their relatives: from a
+    /// stranger every one is refused, because each one would be delivered
+    /// to far.example (or routed on from a domain that is not ours).
+    #[test]
+    fn routed_and_domainless_forms_are_relay_attempts() {
+        let f = fixture();
+        let outsider = ctx(&f, "198.51.100.1");
+        let relay = "permit_mynetworks, reject_unauth_destination";
+        let forms = [
+            "relaytest@far.example",
+            "relaytest%far.example@[192.0.2.10]",
+            "relaytest%far.example@mx.example.com",
+            "\"relaytest@far.example\"",
+            "\"relaytest%far.example\"",
+            "relaytest@far.example@[192.0.2.10]",
+            "\"relaytest@far.example\"@[192.0.2.10]",
+            "relaytest@far.example@mx.example.com",
+            "@[192.0.2.10]:relaytest@far.example",
+            "@mx.example.com:relaytest@far.example",
+            "far.example!relaytest",
+            "far.example!relaytest@[192.0.2.10]",
+            "far.example!relaytest@mx.example.com",
+            "relaytest%far.example",
+            "\"far.example!relaytest\"",
+            "u%far.example@other.example",
+            "\"u@far.example\"@other.example",
+            "far.example!u@other.example",
+        ];
+        for rcpt in forms {
+            assert_eq!(
+                outcome(relay, "", &outsider, rcpt),
+                format!("554 5.7.1 <{rcpt}>: Relay access denied"),
+            );
+            assert!(outcome(DEFAULT_RELAY, "", &outsider, rcpt).starts_with("454 4.7.1 "));
+            assert_eq!(outcome(relay, "", &ctx(&f, "192.0.2.7"), rcpt), "ok");
+        }
+        for rcpt in [
+            "postmaster",
+            "postmaster%mx.example.com",
+            "localhost!postmaster",
+            "\"u@relay.example\"@mx.example.com",
+            "u%relay.example@[192.0.2.10]",
+        ] {
+            assert_eq!(outcome(relay, "", &outsider, rcpt), "ok", "{rcpt}");
+        }
+    }
+
     #[test]
     fn list_semantics() {
         let f = fixture();
@@ -416,8 +427,8 @@ mod tests {
             ("u@sub.dot.example", true),
             ("u@mx.example.com", true),
             ("u@sub.mx.example.com", false),
-            ("<u@mx.example.com>", true),
-            ("u@", true),
+            // No domain at all is a syntax error, not a local address.
+            ("u@", false),
             ("u@[192.0.2.10]", true),
             ("u!v@mx.example.com", false),
             ("u@v@mx.example.com", false),

@@ -18,7 +18,7 @@
 //!    `Delivered-To:` is not counted here, as in Postfix, where it is the
 //!    local delivery agent's loop check;
 //! 4. rewrite the envelope sender and recipients to standard form
-//!    ([`crate::rewrite::standard_form`] with `myorigin`), and remove
+//!    ([`crate::rewrite::standard_form`] with `rewrite`), and remove
 //!    duplicate recipients: same original address, same NOTIFY, same ORCPT
 //!    (Postfix's `been_here()` key), remembering at most
 //!    [`DUPLICATE_FILTER_LIMIT`] of them;
@@ -73,7 +73,7 @@ use sluice_protocols::envelope::{ClientInfo, Envelope, Recipient};
 use sluice_protocols::smtp::reply::Reply;
 
 use crate::datetime;
-use crate::rewrite::{quote_822_local, standard_form};
+use crate::rewrite::{quote_822_local, standard_form, RewriteParams};
 use headers::Seen;
 
 /// Postfix's `duplicate_filter_limit` default: how many distinct
@@ -90,8 +90,10 @@ const HEADER_RESERVE: usize = 1024;
 pub struct CleanupParams {
     /// `myhostname`: in Received: and Message-Id:.
     pub myhostname: String,
-    /// `myorigin`: the domain of addresses without one.
-    pub myorigin: String,
+    /// The standard form's parameters (`myorigin`, `swap_bangpath`,
+    /// `allow_percent_hack`, `append_at_myorigin`); the engine hands the
+    /// resolver the same value, so smtpd's relay check sees what is queued.
+    pub rewrite: RewriteParams,
     /// `mail_name` (`Sluice`): in Received:.
     pub mail_name: String,
     /// `header_size_limit` (102400): the most bytes of one logical header.
@@ -109,7 +111,7 @@ impl CleanupParams {
     pub fn new(myhostname: impl Into<String>, myorigin: impl Into<String>) -> Self {
         CleanupParams {
             myhostname: myhostname.into(),
-            myorigin: myorigin.into(),
+            rewrite: RewriteParams::new(myorigin),
             mail_name: "Sluice".to_owned(),
             header_size_limit: 102_400,
             hopcount_limit: 50,
@@ -212,10 +214,10 @@ pub fn cleanup_with_date(
         return Err(CleanupError::TooManyHops { hops });
     }
 
-    envelope.sender = standard_form(&envelope.sender, &params.myorigin);
+    envelope.sender = standard_form(&envelope.sender, &params.rewrite);
     remove_duplicates(&mut envelope.recipients);
     for rcpt in &mut envelope.recipients {
-        rcpt.address = standard_form(&rcpt.address, &params.myorigin);
+        rcpt.address = standard_form(&rcpt.address, &params.rewrite);
     }
 
     let mut message_id = scan.message_id.take();

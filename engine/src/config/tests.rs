@@ -397,8 +397,9 @@ fn open_relay_refused() {
 fn relay_context_from_params() {
     let c = build("relay_domains = relay.example\n", DEFAULT_MASTER_CF).unwrap();
     let p = &c.params;
+    let (resolve, _) = crate::qmgr::resolve_params(&c.main, p).unwrap();
     let check = |client: &str, rcpt: &str| {
-        let ctx = p.relay_context(client.parse().unwrap());
+        let ctx = p.relay_context(client.parse().unwrap(), &resolve);
         smtpd_check::check_recipient(
             &p.smtpd.relay_restrictions,
             &p.smtpd.recipient_restrictions,
@@ -414,6 +415,20 @@ fn relay_context_from_params() {
         check("203.0.113.5", "a@far.example"),
         Err("454 4.7.1 <a@far.example>: Relay access denied".to_string())
     );
+    // The standard form's switches reach the relay check.
+    assert_eq!(
+        check("203.0.113.5", "far.example!a"),
+        Err("454 4.7.1 <far.example!a>: Relay access denied".to_string())
+    );
+    let c = build("swap_bangpath = no\n", DEFAULT_MASTER_CF).unwrap();
+    let (resolve, _) = crate::qmgr::resolve_params(&c.main, &c.params).unwrap();
+    assert!(!resolve.rewrite.swap_bangpath);
+    assert!(resolve.rewrite.allow_percent_hack && resolve.rewrite.append_at_myorigin);
+    assert!(resolve.resolve_dequoted_address);
+    let ctx = c
+        .params
+        .relay_context("203.0.113.5".parse().unwrap(), &resolve);
+    assert!(!smtpd_check::is_auth_destination(&ctx, "far.example!a"));
 }
 
 struct TempDir(PathBuf);

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use sluice_agents::resolve::ResolveParams;
 use sluice_protocols::smtp::BareNewline;
 
 use super::cidr::Cidr;
@@ -130,14 +131,18 @@ impl MainParams {
         })
     }
 
-    /// The restriction context for one client.
-    pub fn relay_context(&self, client_addr: IpAddr) -> RelayContext<'_> {
+    /// The restriction context for one client; `resolve` is the delivery
+    /// side's resolver (`qmgr::resolve_params`), so that the relay check
+    /// judges an address by where it would be delivered.
+    pub fn relay_context<'a>(
+        &'a self,
+        client_addr: IpAddr,
+        resolve: &'a ResolveParams,
+    ) -> RelayContext<'a> {
         RelayContext {
             client_addr,
             mynetworks: &self.mynetworks,
-            mydestination: &self.mydestination,
-            relay_domains: &self.relay_domains,
-            myhostname: &self.myhostname,
+            resolve,
         }
     }
 }

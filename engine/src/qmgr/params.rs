@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 
 use sluice_agents::resolve::ResolveParams;
+use sluice_agents::rewrite::RewriteParams;
 use sluice_storage::table::Table;
 
 use super::window::{ConcurrencyFeedback, WindowParams};
@@ -193,7 +194,9 @@ impl TransportTable {
     }
 }
 
-/// trivial-rewrite's resolver parameters from the configuration. Table
+/// trivial-rewrite's resolver parameters from the configuration, with the
+/// standard form's (`rewrite`), which cleanup and smtpd's relay check
+/// share. Table
 /// specs in transport_maps are opened (their warnings are returned);
 /// virtual_alias_domains and virtual_mailbox_domains may name tables (their
 /// Postfix defaults are `$virtual_alias_maps` / `$virtual_mailbox_maps`),
@@ -263,6 +266,13 @@ pub fn resolve_params(
             empty_address_recipient: main.get_str("empty_address_recipient")?,
             recipient_delimiter: main.get_str("recipient_delimiter")?,
             allow_min_user: main.get_bool("allow_min_user")?,
+            rewrite: RewriteParams {
+                myorigin: params.myorigin.clone(),
+                swap_bangpath: main.get_bool("swap_bangpath")?,
+                allow_percent_hack: main.get_bool("allow_percent_hack")?,
+                append_at_myorigin: main.get_bool("append_at_myorigin")?,
+            },
+            resolve_dequoted_address: main.get_bool("resolve_dequoted_address")?,
         },
         warnings,
     ))
