@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 
 /// Ask shard `shard` to panic.
 fn panic_shard(inst: &Instance, shard: usize) {
-    let sock = inst.queue_dir().join("public").join(format!("showq.{shard}"));
+    let sock = inst
+        .queue_dir()
+        .join("public")
+        .join(format!("showq.{shard}"));
     let mut s = UnixStream::connect(&sock).expect("connect to the control socket");
     s.write_all(b"debug-panic\n").unwrap();
 }
@@ -30,8 +33,12 @@ fn a_panicking_shard_stops_the_daemon_and_a_restart_works() {
     let started = Instant::now();
     panic_shard(&inst, 1);
     let mut child = inst.child.take().unwrap();
-    let st = wait_timeout(&mut child, Duration::from_secs(5))
-        .unwrap_or_else(|| panic!("still running 5s after a shard panicked; log:\n{}", inst.log()));
+    let st = wait_timeout(&mut child, Duration::from_secs(5)).unwrap_or_else(|| {
+        panic!(
+            "still running 5s after a shard panicked; log:\n{}",
+            inst.log()
+        )
+    });
     assert_eq!(st.code(), Some(75), "log:\n{}", inst.log());
     eprintln!("exited {:?} after the panic", started.elapsed());
     let log = inst.log();
@@ -49,7 +56,11 @@ fn a_panicking_shard_stops_the_daemon_and_a_restart_works() {
 
     // A restart serves mail.
     inst.start();
-    let qid = inst.submit("a@example.org", &["b@example.net"], "Subject: after\r\n\r\nx\r\n");
+    let qid = inst.submit(
+        "a@example.org",
+        &["b@example.net"],
+        "Subject: after\r\n\r\nx\r\n",
+    );
     assert!(inst.mailq().contains(&qid));
     assert!(inst.stop().success());
 }
