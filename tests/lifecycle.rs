@@ -43,6 +43,63 @@ fn start_status_stop_detached() {
     );
 }
 
+/// Whether process `pid` is gone (or a zombie: exited, not yet reaped).
+fn exited(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
+    }
+}
+
+/// `stop` returns only once the daemon's process has exited, and says so
+/// in Postfix's words; `status` and `stop` on a stopped system exit 1.
+#[test]
+fn stop_waits_for_the_process_and_status_says_not_running() {
+    let inst = Instance::new("stopwait", "");
+    let out = inst.sluice(&["start"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let pid: i32 = std::fs::read_to_string(inst.queue_dir().join("pid/master.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // An open session makes the stop take a moment (it drains).
+    let mut c = inst.connect();
+    assert!(c.reply().starts_with("220 "));
+    let closer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        c.cmd("QUIT");
+    });
+    let stop = inst.sluice(&["stop"]);
+    assert!(stop.status.success(), "{}", show(&stop));
+    assert!(exited(pid), "pid {pid} still running after stop");
+    let err = String::from_utf8_lossy(&stop.stderr);
+    assert!(
+        err.starts_with("sluice: stopping the mail system\n"),
+        "{err}"
+    );
+    assert!(
+        err.contains("waiting for the mail system to terminate"),
+        "{err}"
+    );
+    closer.join().unwrap();
+
+    let st = inst.sluice(&["status"]);
+    assert_eq!(st.status.code(), Some(1), "{}", show(&st));
+    assert_eq!(
+        String::from_utf8_lossy(&st.stderr),
+        "sluice: the mail system is not running\n"
+    );
+    let again = inst.sluice(&["stop"]);
+    assert_eq!(again.status.code(), Some(1), "{}", show(&again));
+    assert_eq!(
+        String::from_utf8_lossy(&again.stderr),
+        "sluice: fatal: the mail system is not running\n"
+    );
+}
+
 #[test]
 fn a_port_held_by_another_program_is_refused() {
     let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -56,7 +113,9 @@ fn a_port_held_by_another_program_is_refused() {
     let out = inst.sluice(&["start-fg"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("already in use"), "{err}");
+    // It names the holder (this test), found through /proc.
+    let holder = format!("already in use by pid {}", std::process::id());
+    assert!(err.contains(&holder), "{err}");
 }
 
 #[test]

@@ -81,6 +81,50 @@ fn a_damaged_record_is_quarantined_and_the_rest_survive() {
         "{}",
         inst.log()
     );
+    let damaged = inst
+        .log()
+        .lines()
+        .find(|l| l.contains("damaged records"))
+        .map(str::to_string)
+        .unwrap_or_default();
+    assert!(
+        damaged.contains("]: warning: ") && damaged.contains(".seg: damaged records"),
+        "{damaged}"
+    );
+}
+
+/// Garbage after the last record (a write cut short) is truncated at the
+/// next start, and said so as a Postfix `warning:` naming the segment.
+#[test]
+fn a_torn_tail_is_truncated_with_a_warning() {
+    let mut inst = Instance::new("torn", "sluice_shards = 1");
+    inst.start();
+    inst.submit(
+        "a@example.org",
+        &["b@example.net"],
+        "Subject: kept\r\n\r\nx\r\n",
+    );
+    assert!(inst.stop().success());
+    let seg = segments(&inst.queue_dir())
+        .into_iter()
+        .next()
+        .expect("a segment");
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let end = bytes.iter().rposition(|&b| b != 0).unwrap() + 1;
+    let torn = end + 32;
+    assert!(torn <= bytes.len(), "segment not preallocated");
+    bytes[end..torn].fill(0x5a);
+    std::fs::write(&seg, &bytes).unwrap();
+
+    inst.start();
+    assert_eq!(inst.queue_json().len(), 1);
+    assert!(inst.stop().success());
+    let line = format!("]: warning: {}: torn tail of ", seg.display());
+    let log = inst.log();
+    assert!(
+        log.contains(&line) && log.contains("never acknowledged) truncated"),
+        "{log}"
+    );
 }
 
 /// A tiny tmpfs as the queue directory; needs root (CI runs as root). Where

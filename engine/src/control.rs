@@ -8,6 +8,11 @@
 //! ([`encode_entry`] / [`decode_entry`]) that both ends of this crate share,
 //! sent in bounded chunks and read as a stream ([`stream_showq_from`]).
 //!
+//! Debug builds (`cfg(debug_assertions)`) also answer `debug-panic`: the
+//! shard panics on the spot, so that the end-to-end tests can check that
+//! a panicking shard takes the daemon down promptly (tests/shard_panic.rs).
+//! Release builds do not know the request.
+//!
 //! When the daemon is down the same listing is built by replaying the log
 //! read-only ([`read_offline`]), so `mailq` works either way.
 
@@ -297,6 +302,8 @@ pub async fn serve(
         return stream_showq(&mut stream, &shard, queue).await;
     }
     let answer = match line.as_str() {
+        #[cfg(debug_assertions)]
+        "debug-panic" => panic!("debug-panic requested on the control socket"),
         "flush" => {
             shard.active.flush();
             if let Some(p) = &shard.pickup {

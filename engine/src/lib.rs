@@ -3,6 +3,7 @@
 //!
 //! - [`config`]: main.cf / master.cf, typed parameters.
 //! - [`master`]: start-up, signals, the pid lock, start/stop.
+//! - [`preflight`]: io_uring and locked-memory checks before the shards start.
 //! - [`shard`]: one executor's state and its tasks.
 //! - [`smtpd`]: the per-connection driver around the sans-IO session.
 //! - [`commit`]: group commit in front of the shard's queue log.
@@ -20,6 +21,7 @@ pub mod master;
 pub mod mesh;
 pub mod passwd;
 pub mod pickup;
+pub mod preflight;
 pub mod qmgr;
 pub mod runtime;
 pub mod scache;
@@ -28,4 +30,5 @@ pub mod shard;
 pub mod signal;
 pub mod smtpd;
 pub mod smtpd_check;
+pub mod supervise;
 pub mod user_acl;

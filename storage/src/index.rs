@@ -194,7 +194,9 @@ impl Index {
                 else {
                     // The log contradicts itself: keep the message, but
                     // where an operator will look at it.
-                    tracing::warn!(%qid, rcpt, "status for a recipient the message does not have");
+                    tracing::warn!(
+                        "warning: {qid}: status for recipient {rcpt}, which the message does not have; message moved to the corrupt queue"
+                    );
                     m.state = QueueState::Corrupt;
                     return;
                 };

@@ -262,7 +262,7 @@ pub fn run(cli: Cli) -> i32 {
                 Ok(()) => exit::OK,
                 Err(e) => {
                     tracing::error!(target: "master", "fatal: {e}");
-                    fatal(exit::TEMPFAIL, e)
+                    fatal(daemon_exit_code(&e), e)
                 }
             }
         }
@@ -280,16 +280,10 @@ pub fn run(cli: Cli) -> i32 {
                     );
                     exit::OK
                 }
-                Err(e) => fatal(exit::TEMPFAIL, e),
+                Err(e) => fatal(daemon_exit_code(&e), e),
             }
         }
-        Command::Stop => match master::stop(&config.params.queue_directory) {
-            Ok(_) => {
-                eprintln!("sluice: stopping the mail system");
-                exit::OK
-            }
-            Err(e) => fatal(exit::UNAVAILABLE, e),
-        },
+        Command::Stop => stop(&config),
         Command::Status => status(&config),
         Command::Reload => match master::reload(&config.params.queue_directory) {
             Ok(_) => {
@@ -326,9 +320,55 @@ pub fn run(cli: Cli) -> i32 {
     }
 }
 
-/// `sluice status`: running or not, pid, shards, and queue counts.
+/// The exit code for a daemon that could not start or had to stop:
+/// EX_CONFIG when the machine's set-up refuses it, else EX_TEMPFAIL.
+fn daemon_exit_code(e: &master::MasterError) -> i32 {
+    if e.is_config() {
+        exit::CONFIG
+    } else {
+        exit::TEMPFAIL
+    }
+}
+
+/// `sluice stop`, in `postfix stop`'s words: it waits until the daemon's
+/// process has exited. Not running is exit 1, as Postfix has it.
+fn stop(config: &Config) -> i32 {
+    let queue_dir = &config.params.queue_directory;
+    if master::running_pid(queue_dir).is_none() {
+        eprintln!("sluice: fatal: the mail system is not running");
+        return 1;
+    }
+    eprintln!("sluice: stopping the mail system");
+    let waiting = || eprintln!("sluice: waiting for the mail system to terminate");
+    match master::stop(queue_dir, waiting) {
+        Ok(pid) => {
+            eprintln!("sluice: the mail system has terminated (pid {pid})");
+            exit::OK
+        }
+        Err(master::MasterError::NotRunning) => {
+            eprintln!("sluice: fatal: the mail system is not running");
+            1
+        }
+        Err(e) => fatal(exit::TEMPFAIL, e),
+    }
+}
+
+/// `sluice status`: running or not, pid, shards, and queue counts. As
+/// `postfix status`, exit 0 only when the mail system is running (ready:
+/// every listener accepts), 1 otherwise.
 fn status(config: &Config) -> i32 {
     let queue_dir = &config.params.queue_directory;
+    let pid = match master::daemon_state(queue_dir) {
+        master::DaemonState::NotRunning => {
+            eprintln!("sluice: the mail system is not running");
+            return 1;
+        }
+        master::DaemonState::Starting(pid) => {
+            eprintln!("sluice: the mail system is starting: PID: {pid}");
+            return 1;
+        }
+        master::DaemonState::Running(pid) => pid,
+    };
     let shards = sluice_engine::control::shard_dirs(queue_dir).map_or(0, |v| v.len());
     let counts = crate::postqueue::collect(config).map(|entries| {
         let mut by: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
@@ -345,16 +385,8 @@ fn status(config: &Config) -> i32 {
         Ok(c) => c,
         Err(e) => format!("queue unreadable: {e}"),
     };
-    match master::running_pid(queue_dir) {
-        Some(pid) => {
-            eprintln!("sluice: the mail system is running: PID: {pid}, shards: {shards}, {counts}");
-            exit::OK
-        }
-        None => {
-            eprintln!("sluice: the mail system is not running; {counts}");
-            1
-        }
-    }
+    eprintln!("sluice: the mail system is running: PID: {pid}, shards: {shards}, {counts}");
+    exit::OK
 }
 
 /// `sluice check`: the configuration loaded (warnings were printed), the

@@ -33,8 +33,8 @@ use super::maincf::{MainCf, Origin};
 use super::mastercf::{self, MasterService};
 use super::params;
 use super::{
-    defaults, read_optional, unused_parameter_warnings, ConfigError, DEFAULT_MASTER_CF,
-    EMBEDDED_MAIN_CF, EMBEDDED_MASTER_CF,
+    defaults, read_optional, undefined_parameter_warnings, unused_parameter_warnings, ConfigError,
+    DEFAULT_MASTER_CF, EMBEDDED_MAIN_CF, EMBEDDED_MASTER_CF,
 };
 
 /// What to do with the named parameters.
@@ -316,6 +316,7 @@ pub fn read_unchecked(
         .map(|e| e.name.clone())
         .collect();
     warnings.extend(unused_warnings);
+    warnings.extend(undefined_parameter_warnings(&main, &master, &master_name));
     Ok(ConfigFiles {
         main,
         master,

@@ -10,6 +10,10 @@
 //! refers to `$other` is expanded in turn, and an undefined name expands to
 //! the empty string. Nesting deeper than [`MAX_NESTING`] is an error (it
 //! catches `a = $b`, `b = $a`).
+//!
+//! An undefined name expanding to empty is silent here; the loader warns
+//! once per name, as Postfix's postconf does (`warning: /etc/postfix/
+//! main.cf: undefined parameter: name`), using [`undefined_names`].
 
 use memchr::memchr;
 
@@ -77,6 +81,18 @@ pub fn referenced_names(text: &str) -> Vec<String> {
         i = at + 1;
     }
     names
+}
+
+/// The names `text` refers to that `lookup` does not define, each once,
+/// in order of first reference.
+pub fn undefined_names(text: &str, lookup: &dyn Lookup) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for name in referenced_names(text) {
+        if lookup.lookup(&name).is_none() && !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
 }
 
 fn is_name_byte(b: u8) -> bool {
@@ -428,6 +444,17 @@ mod tests {
         }
         vars.insert("p50".to_string(), "end".to_string());
         assert_eq!(exp(&vars, "$p0").as_deref(), Ok("end"));
+    }
+
+    #[test]
+    fn undefined_names_once_each() {
+        let vars = table(&[("a", "1")]);
+        let lookup = |n: &str| vars.get(n).cloned();
+        assert_eq!(
+            undefined_names("$a $nope ${nope?x} $(other:y) $$lit", &lookup),
+            ["nope", "other"]
+        );
+        assert!(undefined_names("$a and $$b", &lookup).is_empty());
     }
 
     #[test]

@@ -194,6 +194,11 @@ pub fn from_text(
         &master_services,
         master.1,
     ));
+    warnings.extend(undefined_parameter_warnings(
+        &main_cf,
+        &master_services,
+        master.1,
+    ));
     Ok(Config {
         config_dir: config_dir.to_path_buf(),
         main: main_cf,
@@ -347,6 +352,48 @@ fn unused_parameter_warnings(
             ));
         }
     }
+    warnings
+}
+
+/// Postfix's "undefined parameter" warnings: a `$name` in a main.cf value
+/// or a master.cf `-o` that neither file sets and that has no default
+/// (it expands to empty). Once per file and name.
+fn undefined_parameter_warnings(
+    main: &MainCf,
+    services: &[MasterService],
+    master_path: &Path,
+) -> Vec<String> {
+    let in_master = |n: &str| {
+        services
+            .iter()
+            .flat_map(|s| &s.overrides)
+            .any(|(name, _)| name == n)
+    };
+    let defined = |n: &str| (main.raw_value(n).is_some() || in_master(n)).then(String::new);
+    let mut warnings = Vec::new();
+    let mut report = |file: &Path, values: Vec<&String>| {
+        let mut seen: Vec<String> = Vec::new();
+        for value in values {
+            for name in expand::undefined_names(value, &defined) {
+                if !seen.contains(&name) {
+                    warnings.push(format!("{}: undefined parameter: {name}", file.display()));
+                    seen.push(name);
+                }
+            }
+        }
+    };
+    report(
+        main.path(),
+        main.raw_entries().iter().map(|e| &e.value).collect(),
+    );
+    report(
+        master_path,
+        services
+            .iter()
+            .flat_map(|s| &s.overrides)
+            .map(|(_, v)| v)
+            .collect(),
+    );
     warnings
 }
 

@@ -297,6 +297,36 @@ fn unknown_parameters_warn() {
 }
 
 #[test]
+fn undefined_parameters_warn_once_each_and_expand_empty() {
+    let c = build(
+        concat!(
+            "smtpd_banner = $myhostname ESMTP $no_such_thing\n",
+            "myorigin = ${no_such_thing}$also_missing\n",
+            "from_master = $set_in_master\n",
+        ),
+        concat!(
+            "2525 inet n - n - - smtpd -o set_in_master=x\n",
+            "  -o smtpd_banner=$missing_here\n",
+        ),
+    )
+    .unwrap();
+    let undefined: Vec<&String> = c
+        .warnings
+        .iter()
+        .filter(|w| w.contains("undefined parameter"))
+        .collect();
+    assert_eq!(
+        undefined,
+        [
+            "/etc/sluice/main.cf: undefined parameter: no_such_thing",
+            "/etc/sluice/main.cf: undefined parameter: also_missing",
+            "/etc/sluice/master.cf: undefined parameter: missing_here",
+        ]
+    );
+    assert_eq!(c.params.smtpd.smtpd_banner, "host.example.com ESMTP ");
+}
+
+#[test]
 fn listener_overrides() {
     let c = build(
         "inet_interfaces = loopback-only\n",

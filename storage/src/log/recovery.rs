@@ -198,22 +198,17 @@ fn replay_segment(
     }
     if void_from != u64::MAX {
         tracing::warn!(
-            file = %path.display(),
-            offset = void_from,
-            "records of a refused batch (its write failed) skipped"
+            "warning: {}: records from offset {void_from} on belong to a refused batch (its write failed); skipped",
+            path.display()
         );
     }
     if let Some(start) = scan.torn_tail() {
-        tracing::warn!(
-            file = %path.display(),
-            offset = start,
-            bytes = scan.dirty_end - start,
-            "torn tail (a write that was never acknowledged)"
-        );
+        let bytes = scan.dirty_end - start;
         if log.writable {
             zero_range(&path, start, scan.dirty_end)?;
-            report.torn_tail_truncated_bytes += scan.dirty_end - start;
+            report.torn_tail_truncated_bytes += bytes;
         }
+        tracing::warn!("{}", torn_tail_line(&path, start, bytes, log.writable));
     }
     log.segments.insert(
         seq,
@@ -238,13 +233,7 @@ fn apply_corrupt(
         report.voided_records += 1;
         return;
     }
-    tracing::warn!(
-        file = %path.display(),
-        offset = span.offset,
-        len = span.len,
-        qids = ?span.qids,
-        "damaged records; their messages are moved to the corrupt queue"
-    );
+    tracing::warn!("{}", damaged_line(path, span));
     report.corrupt_spans += 1;
     let location = Location {
         segment: seq,
@@ -259,13 +248,45 @@ fn apply_corrupt(
 
 fn unreadable(log: &mut ShardLog, seq: u64, report: &mut RecoveryReport, reason: String) {
     let path = log.segment_path(seq);
-    tracing::error!(
-        file = %path.display(),
-        %reason,
-        "unusable queue segment left alone; move it away once its messages are dealt with"
-    );
+    tracing::warn!("{}", unusable_line(&path, &reason));
     log.unreadable.insert(seq);
     report.unreadable_segments.push(path);
+}
+
+// The operator-facing lines, in Postfix's `warning: FILE: text` shape.
+
+fn torn_tail_line(path: &Path, start: u64, bytes: u64, truncated: bool) -> String {
+    format!(
+        "warning: {}: torn tail of {bytes} bytes at offset {start} (a write that was never acknowledged) {}",
+        path.display(),
+        if truncated {
+            "truncated"
+        } else {
+            "ignored; the daemon truncates it"
+        }
+    )
+}
+
+fn damaged_line(path: &Path, span: &CorruptSpan) -> String {
+    let qids: Vec<&str> = span.qids.iter().map(|q| q.as_str()).collect();
+    format!(
+        "warning: {}: damaged records, {} bytes at offset {}; their messages ({}) are moved to the corrupt queue",
+        path.display(),
+        span.len,
+        span.offset,
+        if qids.is_empty() {
+            "none named".to_string()
+        } else {
+            qids.join(" ")
+        }
+    )
+}
+
+fn unusable_line(path: &Path, reason: &str) -> String {
+    format!(
+        "warning: {}: unusable queue segment left alone ({reason}); move it away once its messages are dealt with",
+        path.display()
+    )
 }
 
 /// Writes zeros over `start..end` and syncs: the torn tail becomes
@@ -282,4 +303,31 @@ fn zero_range(path: &Path, start: u64, end: u64) -> Result<(), StorageError> {
         at += n;
     }
     file.sync_data().map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovery_lines_are_postfix_warnings() {
+        let path = Path::new("/q/0/00000001.seg");
+        let span = CorruptSpan {
+            offset: 64,
+            len: 100,
+            qids: Vec::new(),
+        };
+        let lines = [
+            torn_tail_line(path, 4096, 12, true),
+            torn_tail_line(path, 4096, 12, false),
+            damaged_line(path, &span),
+            unusable_line(path, "header says shard 1 segment 2"),
+        ];
+        for l in &lines {
+            assert!(l.starts_with("warning: /q/0/00000001.seg: "), "{l}");
+            assert!(!l.contains('\n'), "{l}");
+        }
+        assert!(lines[0].ends_with("truncated"), "{}", lines[0]);
+        assert!(lines[3].contains("left alone"), "{}", lines[3]);
+    }
 }

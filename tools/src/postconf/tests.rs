@@ -549,3 +549,21 @@ queue_directory = sluice-queue
         "127.0.0.1:2525 inet n    -       n       -       -       smtpd\n"
     );
 }
+
+#[test]
+fn an_undefined_parameter_warns_once_after_the_output() {
+    let f = Fixture::new("undefined");
+    let text =
+        MAIN_CF.replace("typo_param = 1\n", "") + "smtpd_banner = $myhostname $nope ${nope}\n";
+    fs::write(f.dir.join("main.cf"), text).unwrap();
+    let (code, out, err) = f.run(&["smtpd_banner"]);
+    assert_eq!(code, 0);
+    assert_eq!(out, "smtpd_banner = $myhostname $nope ${nope}\n");
+    assert_eq!(
+        err,
+        format!(
+            "postconf: warning: {}/main.cf: undefined parameter: nope\n",
+            f.dir.display()
+        )
+    );
+}
