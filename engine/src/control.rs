@@ -15,6 +15,14 @@
 //!
 //! When the daemon is down the same listing is built by replaying the log
 //! read-only ([`read_offline`]), so `mailq` works either way.
+//!
+//! Trust: anyone may connect (the sockets are mode 0666, as Postfix's
+//! `public/showq`). Each request is checked against the caller's uid as
+//! the kernel reports it (`SO_PEERCRED`): `showq` per
+//! `authorized_mailq_users`, the flush requests per
+//! `authorized_flush_users`, everything else (postsuper) for root and the
+//! mail owner only. A refusal is answered `denied TEXT` with Postfix's
+//! text, and the client exits 77 as Postfix's commands do.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -181,6 +189,9 @@ pub enum ControlError {
     },
     #[error("{path}: malformed answer from the daemon")]
     Malformed { path: PathBuf },
+    /// The daemon refused the caller; the text is Postfix's for it.
+    #[error("{0}")]
+    Denied(String),
     #[error("queue log {path}: {message}")]
     Log { path: PathBuf, message: String },
 }
@@ -191,7 +202,8 @@ const MAX_ANSWER_LINE: u64 = 4 << 20;
 
 /// Send one request line and hand each answer line (without its `\n`) to
 /// `f` until the `.` that ends the answer. `?` (unknown request), a
-/// missing end, or an over-long line is an error.
+/// refusal (`denied TEXT` as the first line), a missing end, or an
+/// over-long line is an error.
 fn exchange(
     socket: &Path,
     request: &str,
@@ -210,7 +222,11 @@ fn exchange(
     s.write_all(format!("{request}\n").as_bytes()).map_err(io)?;
     let mut r = BufReader::new(s);
     let mut line = String::new();
+    let mut first = true;
     loop {
+        if !line.is_empty() {
+            first = false;
+        }
         line.clear();
         let n = Read::take(&mut r, MAX_ANSWER_LINE)
             .read_line(&mut line)
@@ -222,6 +238,9 @@ fn exchange(
         match line.trim_end_matches('\n') {
             "." => return Ok(()),
             "?" => return Err(malformed()),
+            l if first && l.starts_with("denied ") => {
+                return Err(ControlError::Denied(l["denied ".len()..].to_string()))
+            }
             l => f(l)?,
         }
     }
@@ -297,6 +316,12 @@ pub async fn serve(
     }
     let line = req.split(|&b| b == b'\n').next().unwrap_or_default();
     let line = String::from_utf8_lossy(line).into_owned();
+    if let Err(denial) = authorize(&stream, &shard.params(), &line) {
+        stream
+            .write_all(format!("denied {denial}\n.\n").as_bytes())
+            .await?;
+        return stream.close().await;
+    }
     if line == "showq" || line.starts_with("showq ") {
         let queue = line.strip_prefix("showq ").map(str::trim);
         return stream_showq(&mut stream, &shard, queue).await;
@@ -351,6 +376,62 @@ pub async fn serve(
     };
     stream.write_all(answer.as_bytes()).await?;
     stream.close().await
+}
+
+/// Who may ask for what, checked here on the server side with the
+/// kernel's word for the caller (`SO_PEERCRED`), so that a client that
+/// skips the command line's own checks gains nothing: listing the queue
+/// per `authorized_mailq_users`, flushing per `authorized_flush_users`,
+/// and everything else (postsuper) for root and the mail owner only.
+/// The answer to a refusal is Postfix's message for it.
+fn authorize(
+    stream: &glommio::net::UnixStream,
+    params: &crate::config::MainParams,
+    line: &str,
+) -> Result<(), String> {
+    use std::os::fd::AsRawFd;
+    let uid =
+        peer_uid(stream.as_raw_fd()).map_err(|e| format!("cannot tell who is calling: {e}"))?;
+    // SAFETY: geteuid has no preconditions.
+    let own = unsafe { libc::geteuid() };
+    let owners: Vec<u32> = std::iter::once(own).chain(params.mail_owner_uid).collect();
+    let verb = line.split(' ').next().unwrap_or_default();
+    let (acl, what) = match verb {
+        "showq" => (&params.authorized_mailq_users, "view"),
+        "flush" | "flush-qid" | "flush-site" => (&params.authorized_flush_users, "flush"),
+        _ if uid == 0 || owners.contains(&uid) => return Ok(()),
+        _ => return Err("use of this command is reserved for the superuser".to_string()),
+    };
+    if acl.allows_uid(uid, &owners) {
+        Ok(())
+    } else {
+        Err(format!(
+            "User {} is not allowed to {what} the mail queue",
+            crate::user_acl::display_user(uid)
+        ))
+    }
+}
+
+/// The uid of the process at the other end of a Unix socket.
+fn peer_uid(fd: std::os::fd::RawFd) -> std::io::Result<u32> {
+    // SAFETY: all-zero is a valid ucred.
+    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` and `len` are valid for writes of the sizes given.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 {
+        Ok(cred.uid)
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// Entries rendered per write: the answer for a large queue goes out in

@@ -371,10 +371,17 @@ pub async fn run(spec: ShardSpec, ready: impl FnOnce(Result<(), String>)) {
         })
         .collect();
 
-    // The control socket for postqueue.
+    // The control socket for postqueue. Anyone may connect (mode 0666, as
+    // Postfix's public/showq): each request is checked against its
+    // caller's uid on our side (control::serve).
     let sock = control::showq_socket(&spec.queue_dir, spec.id);
     let _ = std::fs::remove_file(&sock);
-    let control_listener = match glommio::net::UnixListener::bind(&sock) {
+    let bound = glommio::net::UnixListener::bind(&sock).and_then(|l| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666))?;
+        Ok(l)
+    });
+    let control_listener = match bound {
         Ok(l) => l,
         Err(e) => {
             ready(Err(format!("bind {}: {e}", sock.display())));

@@ -16,6 +16,7 @@ pub mod exit {
     pub const OK: i32 = 0;
     pub const USAGE: i32 = 64;
     pub const UNAVAILABLE: i32 = 69;
+    pub const NOPERM: i32 = 77;
     pub const SOFTWARE: i32 = 70;
     pub const OSERR: i32 = 71;
     pub const TEMPFAIL: i32 = 75;

@@ -439,6 +439,10 @@ fn ask_daemon(
                     socket.display()
                 )));
             }
+            // The daemon's own check of the caller (SO_PEERCRED).
+            if let Some(text) = line.trim_end().strip_prefix("denied ") {
+                return Err(Fatal(text.to_string()));
+            }
             match admin::decode_answer_line(op, &line) {
                 Ok(AnswerLine::Message(m)) => say(io, &m),
                 Ok(AnswerLine::Count(c)) => counts.add(&c),

@@ -15,6 +15,7 @@ use super::mastercf::{self, Protocols};
 use super::params::{self, Kind};
 use super::{ConfigError, HostFacts};
 use crate::smtpd_check::{RelayContext, Restriction};
+use crate::user_acl::UserAcl;
 
 /// main.cf, typed. Built by [`super::load`].
 #[derive(Clone, Debug)]
@@ -41,6 +42,13 @@ pub struct MainParams {
     pub queue_directory: PathBuf,
     pub data_directory: PathBuf,
     pub mail_owner: String,
+    /// mail_owner's uid, when the system knows that user (resolved at
+    /// load: the control socket always lets root and the owner in).
+    pub mail_owner_uid: Option<u32>,
+    /// Who may list the queue (`postqueue -p`, `mailq`).
+    pub authorized_mailq_users: UserAcl,
+    /// Who may flush it (`postqueue -f`, `-s`, `-i`).
+    pub authorized_flush_users: UserAcl,
     pub smtpd: SmtpdParams,
     pub hopcount_limit: u32,
     pub header_size_limit: usize,
@@ -107,7 +115,10 @@ impl MainParams {
             inet_interface_addrs,
             queue_directory: main.get_path("queue_directory", cwd)?,
             data_directory: main.get_path("data_directory", cwd)?,
+            mail_owner_uid: crate::passwd::by_name(&main.get_str("mail_owner")?).map(|p| p.uid),
             mail_owner: main.get_str("mail_owner")?,
+            authorized_mailq_users: user_acl(main, "authorized_mailq_users")?,
+            authorized_flush_users: user_acl(main, "authorized_flush_users")?,
             smtpd: SmtpdParams::from_main(main)?,
             hopcount_limit: main.get_number("hopcount_limit", 1)?,
             header_size_limit: main.get_number("header_size_limit", 1)?,
@@ -257,6 +268,11 @@ fn restriction_list(main: &MainCf, name: &str) -> Result<Vec<Restriction>, Confi
         origin: main.origin(name),
         what: format!("{name}: {e}"),
     })
+}
+
+/// An `authorized_*_users` list, with its tables and files read now.
+fn user_acl(main: &MainCf, name: &str) -> Result<UserAcl, ConfigError> {
+    UserAcl::parse(name, &main.get_list(name)?).map_err(|e| main.bad_value(name, &e.message))
 }
 
 /// mydestination / relay_domains: lower-cased, trailing dot removed.

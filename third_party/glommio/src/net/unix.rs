@@ -287,6 +287,14 @@ impl FromRawFd for UnixStream {
     }
 }
 
+// Sluice patch: the raw descriptor, so that a server can ask the kernel
+// who is calling (SO_PEERCRED), as its TCP streams already allow.
+impl AsRawFd for UnixStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.stream.as_raw_fd()
+    }
+}
+
 impl UnixStream {
     /// Creates an unnamed pair of connected Unix stream sockets.
     ///
