@@ -1,8 +1,7 @@
 //! Interoperability with independent SMTP implementations: swaks and
 //! Postfix's smtp-source as clients of Sluice's smtpd, Postfix's
-//! smtp-sink as the next hop of Sluice's smtp client. Each test is skipped
-//! (with a message) when its program is not installed; `.ci/run` installs
-//! them.
+//! smtp-sink as the next hop of Sluice's smtp client. A test whose
+//! program is not installed fails, saying so; `.ci/run` installs them.
 
 mod common;
 use common::*;
@@ -16,20 +15,20 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// The program's path, or None after printing why the test is skipped.
-fn require(program: &str, fallback: &str) -> Option<String> {
+/// The program's path; a missing program fails the test (it must never
+/// pass without having run).
+fn require(program: &str, fallback: &str) -> String {
     if have_program(program) {
-        Some(program.to_string())
+        program.to_string()
     } else if have_program(fallback) {
-        Some(fallback.to_string())
+        fallback.to_string()
     } else {
-        eprintln!("skipped: {program} is not installed (see .ci/run)");
-        None
+        panic!("{program} is not installed: this test needs it (.ci/run installs it)");
     }
 }
 
 fn swaks(inst: &Instance, extra: &[&str]) -> std::process::Output {
-    let mut cmd = Command::new("swaks");
+    let mut cmd = Command::new(require("swaks", "/usr/bin/swaks"));
     cmd.args(["--server", "127.0.0.1", "--port", &inst.port.to_string()])
         .args(["--ehlo", "swaks.example.test", "--timeout", "30"])
         .args(extra);
@@ -40,9 +39,6 @@ fn swaks(inst: &Instance, extra: &[&str]) -> std::process::Output {
 /// is queued with the envelope swaks sent.
 #[test]
 fn swaks_sends_to_sluice() {
-    if require("swaks", "/usr/bin/swaks").is_none() {
-        return;
-    }
     let mut inst = Instance::new("swaks", "");
     inst.start();
 
@@ -139,9 +135,7 @@ fn swaks_sends_to_sluice() {
 /// Postfix's smtp-source: many sessions at once, many messages each.
 #[test]
 fn smtp_source_sends_to_sluice() {
-    let Some(source) = require("smtp-source", "/usr/sbin/smtp-source") else {
-        return;
-    };
+    let source = require("smtp-source", "/usr/sbin/smtp-source");
     let mut inst = Instance::new("smtp-source", "");
     inst.start();
     const MESSAGES: usize = 40;
@@ -275,9 +269,7 @@ impl Drop for SmtpSink {
 /// Sluice relays N messages to Postfix's smtp-sink, and they all arrive.
 #[test]
 fn sluice_relays_to_postfix_smtp_sink() {
-    let Some(program) = require("smtp-sink", "/usr/sbin/smtp-sink") else {
-        return;
-    };
+    let program = require("smtp-sink", "/usr/sbin/smtp-sink");
     let sink = SmtpSink::start(&program);
     let mut inst = Instance::new("to-smtp-sink", &relay_to(sink.port));
     inst.start();
