@@ -437,4 +437,6 @@ fn undefined_parameter_warnings(
 }
 
 #[cfg(test)]
+mod support_tests;
+#[cfg(test)]
 mod tests;

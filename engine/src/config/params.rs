@@ -99,7 +99,7 @@ const RESTRICTIONS: Status =
     Refused("only smtpd_relay_restrictions and smtpd_recipient_restrictions are enforced");
 const REWRITE: Status =
     Refused("address rewriting by tables is not implemented: addresses would stay as they are");
-const SASL: Status = Refused("SASL is not implemented yet");
+const SASL: Status = Refused("SASL is not implemented yet: nobody can authenticate");
 const SASL_DETAIL: Status = Ignored("SASL is not implemented yet");
 const SYSLOG: Status = Ignored("Sluice logs to queue_directory/maillog");
 const TLS: Status = Refused("TLS is not implemented yet: Sluice would talk plaintext");
