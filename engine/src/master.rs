@@ -572,7 +572,7 @@ pub fn run_foreground(config: Config) -> Result<(), MasterError> {
 /// listening addresses stay as they are (a new address needs a restart);
 /// each existing listener takes its new `-o` overrides.
 fn reload_config(old: &Config, nshards: usize) -> Result<ReloadSet, String> {
-    let new = crate::config::load(&old.config_dir).map_err(|e| e.to_string())?;
+    let new = crate::config::load_runnable(&old.config_dir).map_err(|e| e.to_string())?;
     for w in &new.warnings {
         tracing::warn!(target: "master", "warning: {w}");
     }

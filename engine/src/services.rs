@@ -128,7 +128,7 @@ impl ServiceParams {
                 mail_name: p.mail_name.clone(),
                 header_size_limit: p.header_size_limit,
                 hopcount_limit: p.hopcount_limit,
-                always_add_missing_headers: true,
+                always_add_missing_headers: p.always_add_missing_headers,
             },
             smtp,
             scache,

@@ -139,6 +139,20 @@ fn load(dir: &Path) -> Result<Config, i32> {
     }
 }
 
+/// For the commands that run the daemon or judge its configuration
+/// (`check`, `start`, `start-fg`, `reload`): every parameter that is set
+/// but not implemented, and that Sluice will not run without, is a fatal
+/// line; then EX_CONFIG.
+fn refuse_unimplemented(config: &Config) -> Result<(), i32> {
+    if config.refusals.is_empty() {
+        return Ok(());
+    }
+    for r in &config.refusals {
+        eprintln!("sluice: fatal: {r}");
+    }
+    Err(exit::CONFIG)
+}
+
 /// Map `argv[0]` to the arguments `sluice` would take.
 fn rewrite_argv0(args: Vec<OsString>) -> Vec<OsString> {
     let name = args
@@ -256,6 +270,14 @@ pub fn run(cli: Cli) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
+    if matches!(
+        cli.command,
+        Command::StartFg | Command::Start | Command::Check | Command::Reload
+    ) {
+        if let Err(code) = refuse_unimplemented(&config) {
+            return code;
+        }
+    }
     match cli.command {
         Command::StartFg => {
             sluice_engine::logging::init(&config.params.myhostname);

@@ -33,7 +33,7 @@
 //!   is Postfix's form with `enable_long_queue_ids = yes` (the short-ID
 //!   form embeds a GMT time stamp, `<YYYYMMDDhhmmss.QID@host>`).
 //! - Missing headers are added when `always_add_missing_headers` is set
-//!   (the engine passes `true` for now), and always for mail from pickup or
+//!   (Postfix's default: no), and always for mail from pickup or
 //!   a loopback client: that is Postfix's
 //!   `local_header_rewrite_clients = permit_inet_interfaces`, with
 //!   loopback standing in for "one of our interfaces".

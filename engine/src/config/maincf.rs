@@ -151,6 +151,8 @@ impl MainCf {
 
     /// The unexpanded value: main.cf's, else the default.
     pub fn raw_value(&self, name: &str) -> Option<String> {
+        #[cfg(test)]
+        read_log::note(name);
         if let Some(&i) = self.index.get(name) {
             return Some(self.entries[i].value.clone());
         }
@@ -204,6 +206,34 @@ impl MainCf {
             origin: self.origin(name),
             what: format!("{problem}: {name} = {value}"),
         })
+    }
+}
+
+/// Test instrumentation: which parameters the code reads (every read,
+/// typed or by `$name` expansion, goes through [`MainCf::raw_value`]).
+/// Per thread, so that parallel tests do not mix.
+#[cfg(test)]
+pub(crate) mod read_log {
+    use std::cell::RefCell;
+    use std::collections::BTreeSet;
+
+    thread_local!(static LOG: RefCell<Option<BTreeSet<String>>> = const { RefCell::new(None) });
+
+    pub(crate) fn start() {
+        LOG.with(|l| *l.borrow_mut() = Some(BTreeSet::new()));
+    }
+
+    /// The names read since [`start`]; stops recording.
+    pub(crate) fn take() -> BTreeSet<String> {
+        LOG.with(|l| l.borrow_mut().take().unwrap_or_default())
+    }
+
+    pub(super) fn note(name: &str) {
+        LOG.with(|l| {
+            if let Some(set) = l.borrow_mut().as_mut() {
+                set.insert(name.to_string());
+            }
+        });
     }
 }
 

@@ -34,6 +34,7 @@ mod host;
 mod maincf;
 mod mastercf;
 mod params;
+mod support;
 mod typed;
 
 use std::collections::HashSet;
@@ -47,7 +48,7 @@ pub use host::{HostFacts, InterfaceAddr};
 pub use maincf::{MainCf, Origin, RawEntry};
 pub use mastercf::{MasterService, Protocols};
 pub use params::{
-    param, parse_bool, parse_int, parse_size, parse_time, split_list, Kind, Param, PARAMS,
+    param, parse_bool, parse_int, parse_size, parse_time, split_list, Kind, Param, Status, PARAMS,
 };
 pub use typed::{MainParams, SmtpdParams};
 
@@ -80,12 +81,24 @@ pub const DEFAULT_MASTER_CF: &str = "\
 pub enum ConfigError {
     #[error("{origin}: {what}")]
     Syntax { origin: Origin, what: String },
+    /// A parameter that is set but not implemented, and that Sluice will
+    /// not run without (see [`Status::Refused`]).
+    #[error("{0}")]
+    NotImplemented(Refusal),
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
+}
+
+/// A setting Sluice will not run with. Display: `file:line: what`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}: {what}")]
+pub struct Refusal {
+    pub origin: Origin,
+    pub what: String,
 }
 
 /// One socket to listen on, from an `inet` master.cf service running
@@ -116,6 +129,10 @@ pub struct Config {
     /// Every master.cf service, listeners or not (`postconf -M`).
     pub master: Vec<MasterService>,
     pub warnings: Vec<String>,
+    /// Parameters set but not implemented that Sluice will not run
+    /// without: `check`, `start` and `reload` refuse while there are any
+    /// ([`Config::runnable`]); other commands still work.
+    pub refusals: Vec<Refusal>,
     /// main.cf did not exist; [`EMBEDDED_MAIN_CF`] was used.
     pub embedded: bool,
     /// master.cf did not exist; a built-in one was used.
@@ -126,6 +143,25 @@ pub struct Config {
 /// defaults) and checks them.
 pub fn load(config_dir: &Path) -> Result<Config, ConfigError> {
     load_with(config_dir, &HostFacts::probe())
+}
+
+/// [`load`], then [`Config::runnable`]: for a daemon (re)reading its
+/// configuration.
+pub fn load_runnable(config_dir: &Path) -> Result<Config, ConfigError> {
+    let config = load(config_dir)?;
+    config.runnable()?;
+    Ok(config)
+}
+
+impl Config {
+    /// Whether the daemon may run on this configuration: the first
+    /// refusal, if any (all of them are in [`Config::refusals`]).
+    pub fn runnable(&self) -> Result<(), ConfigError> {
+        match self.refusals.first() {
+            None => Ok(()),
+            Some(r) => Err(ConfigError::NotImplemented(r.clone())),
+        }
+    }
 }
 
 /// [`load`] with given machine facts (tests, simulators).
@@ -199,6 +235,8 @@ pub fn from_text(
         &master_services,
         master.1,
     ));
+    let support = support::check(&main_cf, &master_services);
+    warnings.extend(support.warnings);
     Ok(Config {
         config_dir: config_dir.to_path_buf(),
         main: main_cf,
@@ -206,6 +244,7 @@ pub fn from_text(
         listeners,
         master: master_services,
         warnings,
+        refusals: support.refusals,
         embedded: false,
         master_embedded: false,
     })
@@ -397,5 +436,7 @@ fn undefined_parameter_warnings(
     warnings
 }
 
+#[cfg(test)]
+mod support_tests;
 #[cfg(test)]
 mod tests;

@@ -23,6 +23,37 @@ pub enum Kind {
     List,
 }
 
+/// Whether Sluice implements a parameter, and what setting it does.
+///
+/// Load checks every parameter that main.cf or a master.cf `-o` sets to a
+/// value other than its default (see `support::check`): a not-implemented
+/// one is a warning, or a refusal to run when running without it would
+/// weaken security or change where mail goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Implemented for the whole instance. A master.cf `-o` that changes
+    /// it is a warning (main.cf's value is used for every service).
+    Instance,
+    /// Implemented for the whole instance, and a per-service value would
+    /// change who may relay or where mail goes: a `-o` that changes it is
+    /// refused.
+    Guarded,
+    /// Implemented per smtpd listener: a `-o` on an smtpd service applies
+    /// to that service (see `SmtpdParams`).
+    Listener,
+    /// Not implemented; what Sluice does instead. Setting it is a warning.
+    Ignored(&'static str),
+    /// Not implemented, and running without it would weaken security or
+    /// change where mail goes; what is missing. Setting it is refused.
+    Refused(&'static str),
+}
+
+impl Status {
+    pub fn is_implemented(self) -> bool {
+        matches!(self, Status::Instance | Status::Guarded | Status::Listener)
+    }
+}
+
 /// One registered parameter.
 #[derive(Clone, Copy, Debug)]
 pub struct Param {
@@ -31,197 +62,257 @@ pub struct Param {
     /// (myhostname, mydomain, mynetworks).
     pub default: &'static str,
     pub kind: Kind,
+    pub status: Status,
 }
 
-const fn p(name: &'static str, default: &'static str, kind: Kind) -> Param {
+const fn p(name: &'static str, default: &'static str, kind: Kind, status: Status) -> Param {
     Param {
         name,
         default,
         kind,
+        status,
     }
 }
 
 use Kind::{Bool, Int, List, Size, Str, Time};
+use Status::{Ignored, Refused};
+
+// Short names for the table. A new entry is one line:
+// `p(name, Postfix default, kind, status)`; shared reasons are below.
+const INSTANCE: Status = Status::Instance;
+const GUARDED: Status = Status::Guarded;
+const LISTENER: Status = Status::Listener;
+const ANVIL: Status = Ignored("per-client limits (anvil) are not implemented yet");
+const BCC: Status = Refused("automatic BCC is not implemented: the copy would not be sent");
+const CONTENT: Status =
+    Refused("header and body checks are not implemented: content would pass uninspected");
+const DIRECTORY: Status = Ignored("Sluice keeps nothing there");
+const FAST_FLUSH: Status =
+    Ignored("fast flush is not implemented; postqueue -s flushes a site's deferred mail");
+const LOCAL: Status = Ignored("local delivery is not implemented; local mail stays deferred");
+const MILTER: Status = Refused("milters are not implemented: mail would skip them");
+const NOTIFY: Status = Ignored("no notices are sent to the postmaster");
+const QMGR_TUNING: Status = Ignored("Sluice's queue manager does not use it");
+const QMQP: Status = Ignored("QMQP is not implemented");
+const RATE_DELAY: Status = Ignored("delivery rate delays are not implemented");
+const RESTRICTIONS: Status =
+    Refused("only smtpd_relay_restrictions and smtpd_recipient_restrictions are enforced");
+const REWRITE: Status =
+    Refused("address rewriting by tables is not implemented: addresses would stay as they are");
+const SASL: Status = Refused("SASL is not implemented yet: nobody can authenticate");
+const SASL_DETAIL: Status = Ignored("SASL is not implemented yet");
+const SYSLOG: Status = Ignored("Sluice logs to queue_directory/maillog");
+const TLS: Status = Refused("TLS is not implemented yet: Sluice would talk plaintext");
+const TLS_DETAIL: Status = Ignored("TLS is not implemented yet");
+const VIRTUAL_ALIAS: Status = Refused(
+    "virtual alias expansion is not implemented: every recipient in those domains would bounce",
+);
+const VIRTUAL_MAILBOX: Status =
+    Refused("virtual mailbox delivery is not implemented: that mail would stay deferred");
 
 /// Every parameter Sluice knows, sorted by name (binary search).
 /// Defaults are Postfix 3.x's, except where marked "Sluice:".
 pub static PARAMS: &[Param] = &[
-    p("alias_database", "hash:/etc/aliases", List),
-    p("alias_maps", "hash:/etc/aliases", List),
-    p("allow_mail_to_commands", "alias, forward", List),
-    p("allow_mail_to_files", "alias, forward", List),
-    p("allow_min_user", "no", Bool),
-    p("allow_percent_hack", "yes", Bool),
-    p("always_add_missing_headers", "no", Bool),
-    p("always_bcc", "", Str),
-    p("append_at_myorigin", "yes", Bool),
-    p("append_dot_mydomain", "no", Bool),
-    p("authorized_flush_users", "static:anyone", List),
-    p("authorized_mailq_users", "static:anyone", List),
-    p("authorized_submit_users", "static:anyone", List),
-    p("body_checks", "", List),
-    p("bounce_notice_recipient", "postmaster", Str),
-    p("bounce_queue_lifetime", "5d", Time('d')),
-    p("bounce_size_limit", "50000", Int),
-    p("canonical_maps", "", List),
-    p("command_directory", "/usr/sbin", Str),
+    p("alias_database", "hash:/etc/aliases", List, LOCAL),
+    p("alias_maps", "hash:/etc/aliases", List, LOCAL),
+    p("allow_mail_to_commands", "alias, forward", List, LOCAL),
+    p("allow_mail_to_files", "alias, forward", List, LOCAL),
+    p("allow_min_user", "no", Bool, INSTANCE),
+    p("allow_percent_hack", "yes", Bool, INSTANCE),
+    p("always_add_missing_headers", "no", Bool, INSTANCE),
+    p("always_bcc", "", Str, BCC),
+    p("anvil_rate_time_unit", "60s", Time('s'), ANVIL),
+    p("append_at_myorigin", "yes", Bool, INSTANCE),
+    p("append_dot_mydomain", "no", Bool, Refused("Sluice never appends .$mydomain to an address (as with no)")),
+    p("authorized_flush_users", "static:anyone", List, INSTANCE),
+    p("authorized_mailq_users", "static:anyone", List, INSTANCE),
+    p("authorized_submit_users", "static:anyone", List, INSTANCE),
+    p("biff", "yes", Bool, LOCAL),
+    p("body_checks", "", List, CONTENT),
+    p("bounce_notice_recipient", "postmaster", Str, NOTIFY),
+    p("bounce_queue_lifetime", "5d", Time('d'), INSTANCE),
+    p("bounce_size_limit", "50000", Int, INSTANCE),
+    p("canonical_maps", "", List, REWRITE),
+    p("command_directory", "/usr/sbin", Str, DIRECTORY),
     // Sluice: always behaves as Postfix does at this level.
-    p("compatibility_level", "3.6", Str),
+    p("compatibility_level", "3.6", Str, Ignored("Sluice always has the defaults of compatibility level 3.6")),
     // The directory actually loaded replaces this at load.
-    p("config_directory", "/etc/sluice", Str),
-    p("content_filter", "", Str),
-    p("daemon_directory", "/usr/libexec/sluice", Str),
+    p("config_directory", "/etc/sluice", Str, Ignored("the directory is the one given with -c or $MAIL_CONFIG")),
+    p("content_filter", "", Str, Refused("content filters are not implemented: mail would skip the filter")),
+    p("daemon_directory", "/usr/libexec/sluice", Str, DIRECTORY),
     // Sluice: /var/lib/postfix in Postfix.
-    p("data_directory", "/var/lib/sluice", Str),
-    p("default_delivery_slot_cost", "5", Int),
-    p("default_delivery_slot_discount", "50", Int),
-    p("default_delivery_slot_loan", "3", Int),
-    p("default_destination_concurrency_failed_cohort_limit", "1", Int),
-    p("default_destination_concurrency_limit", "20", Int),
-    p("default_destination_concurrency_negative_feedback", "1", Str),
-    p("default_destination_concurrency_positive_feedback", "1", Str),
-    p("default_destination_rate_delay", "0s", Time('s')),
-    p("default_destination_recipient_limit", "50", Int),
-    p("default_minimum_delivery_slots", "3", Int),
-    p("default_process_limit", "100", Int),
-    p("default_recipient_limit", "20000", Int),
-    p("default_recipient_refill_delay", "5s", Time('s')),
-    p("default_recipient_refill_limit", "100", Int),
-    p("default_transport", "smtp", Str),
-    p("default_transport_rate_delay", "0s", Time('s')),
-    p("defer_transports", "", List),
-    p("delay_warning_time", "0h", Time('h')),
-    p("disable_vrfy_command", "no", Bool),
-    p("double_bounce_sender", "double-bounce", Str),
-    p("empty_address_recipient", "MAILER-DAEMON", Str),
-    p("enable_long_queue_ids", "no", Bool),
-    p("fast_flush_domains", "$relay_domains", List),
-    p("fast_flush_purge_time", "7d", Time('d')),
-    p("fast_flush_refresh_time", "12h", Time('h')),
-    p("hash_queue_depth", "1", Int),
-    p("hash_queue_names", "deferred, defer", List),
-    p("header_checks", "", List),
-    p("header_size_limit", "102400", Int),
-    p("hopcount_limit", "50", Int),
-    p("inet_interfaces", "all", List),
-    p("inet_protocols", "all", List),
-    p("initial_destination_concurrency", "5", Int),
-    p("line_length_limit", "2048", Int),
-    p("lmtp_connect_timeout", "0s", Time('s')),
-    p("local_header_rewrite_clients", "permit_inet_interfaces", List),
-    p("local_recipient_maps", "proxy:unix:passwd.byname $alias_maps", List),
-    p("local_transport", "local:$myhostname", Str),
-    p("mail_name", "Sluice", Str),
-    p("mail_owner", "postfix", Str),
-    p("mailbox_size_limit", "51200000", Int),
-    p("maillog_file", "", Str),
-    p("masquerade_classes", "envelope_sender, header_sender, header_recipient", List),
-    p("masquerade_domains", "", List),
-    p("maximal_backoff_time", "4000s", Time('s')),
-    p("maximal_queue_lifetime", "5d", Time('d')),
-    p("message_size_limit", "10240000", Int),
-    p("minimal_backoff_time", "300s", Time('s')),
-    p("mydestination", "$myhostname, localhost.$mydomain, localhost", List),
-    p("mydomain", "", Str),
-    p("myhostname", "", Str),
-    p("mynetworks", "", List),
-    p("mynetworks_style", "host", Str),
-    p("myorigin", "$myhostname", Str),
-    p("notify_classes", "resource, software", List),
-    p(
-        "parent_domain_matches_subdomains",
-        "debug_peer_list,fast_flush_domains,mynetworks,permit_mx_backup_networks,qmqpd_authorized_clients,relay_domains,smtpd_access_maps",
-        List,
-    ),
-    p("proxy_interfaces", "", List),
-    p("qmgr_message_active_limit", "20000", Int),
-    p("qmgr_message_recipient_limit", "20000", Int),
-    p("qmgr_message_recipient_minimum", "10", Int),
-    p("qmqpd_authorized_clients", "", List),
-    p("qmqpd_error_delay", "1s", Time('s')),
-    p("qmqpd_timeout", "300s", Time('s')),
+    p("data_directory", "/var/lib/sluice", Str, DIRECTORY),
+    p("default_delivery_slot_cost", "5", Int, QMGR_TUNING),
+    p("default_delivery_slot_discount", "50", Int, QMGR_TUNING),
+    p("default_delivery_slot_loan", "3", Int, QMGR_TUNING),
+    p("default_destination_concurrency_failed_cohort_limit", "1", Int, INSTANCE),
+    p("default_destination_concurrency_limit", "20", Int, INSTANCE),
+    p("default_destination_concurrency_negative_feedback", "1", Str, INSTANCE),
+    p("default_destination_concurrency_positive_feedback", "1", Str, INSTANCE),
+    p("default_destination_rate_delay", "0s", Time('s'), RATE_DELAY),
+    p("default_destination_recipient_limit", "50", Int, INSTANCE),
+    p("default_minimum_delivery_slots", "3", Int, QMGR_TUNING),
+    p("default_process_limit", "100", Int, ANVIL),
+    p("default_recipient_limit", "20000", Int, QMGR_TUNING),
+    p("default_recipient_refill_delay", "5s", Time('s'), QMGR_TUNING),
+    p("default_recipient_refill_limit", "100", Int, QMGR_TUNING),
+    p("default_transport", "smtp", Str, GUARDED),
+    p("default_transport_rate_delay", "0s", Time('s'), RATE_DELAY),
+    p("defer_transports", "", List, INSTANCE),
+    p("delay_warning_time", "0h", Time('h'), INSTANCE),
+    p("disable_vrfy_command", "no", Bool, LISTENER),
+    p("double_bounce_sender", "double-bounce", Str, Ignored("undeliverable bounces are not sent to it")),
+    p("empty_address_recipient", "MAILER-DAEMON", Str, INSTANCE),
+    p("enable_long_queue_ids", "no", Bool, Ignored("queue IDs are always long, as with yes")),
+    p("fast_flush_domains", "$relay_domains", List, FAST_FLUSH),
+    p("fast_flush_purge_time", "7d", Time('d'), FAST_FLUSH),
+    p("fast_flush_refresh_time", "12h", Time('h'), FAST_FLUSH),
+    p("hash_queue_depth", "1", Int, INSTANCE),
+    p("hash_queue_names", "deferred, defer", List, INSTANCE),
+    p("header_checks", "", List, CONTENT),
+    p("header_size_limit", "102400", Int, INSTANCE),
+    p("hopcount_limit", "50", Int, INSTANCE),
+    p("inet_interfaces", "all", List, GUARDED),
+    p("inet_protocols", "all", List, INSTANCE),
+    p("initial_destination_concurrency", "5", Int, INSTANCE),
+    p("line_length_limit", "2048", Int, LISTENER),
+    p("lmtp_connect_timeout", "0s", Time('s'), Ignored("LMTP is not implemented")),
+    p("local_header_rewrite_clients", "permit_inet_interfaces", List, Ignored("missing headers are added for pickup and loopback clients only")),
+    p("local_recipient_maps", "proxy:unix:passwd.byname $alias_maps", List, LOCAL),
+    p("local_transport", "local:$myhostname", Str, GUARDED),
+    p("mail_name", "Sluice", Str, INSTANCE),
+    p("mail_owner", "postfix", Str, INSTANCE),
+    p("mailbox_size_limit", "51200000", Int, LOCAL),
+    p("maillog_file", "", Str, SYSLOG),
+    p("masquerade_classes", "envelope_sender, header_sender, header_recipient", List, Ignored("masquerading is not implemented")),
+    p("masquerade_domains", "", List, REWRITE),
+    p("maximal_backoff_time", "4000s", Time('s'), INSTANCE),
+    p("maximal_queue_lifetime", "5d", Time('d'), INSTANCE),
+    p("message_size_limit", "10240000", Int, LISTENER),
+    p("milter_default_action", "tempfail", Str, Ignored("milters are not implemented")),
+    p("mime_header_checks", "$header_checks", List, CONTENT),
+    p("minimal_backoff_time", "300s", Time('s'), INSTANCE),
+    p("mydestination", "$myhostname, localhost.$mydomain, localhost", List, GUARDED),
+    p("mydomain", "", Str, INSTANCE),
+    p("myhostname", "", Str, INSTANCE),
+    p("mynetworks", "", List, GUARDED),
+    p("mynetworks_style", "host", Str, GUARDED),
+    p("myorigin", "$myhostname", Str, INSTANCE),
+    p("nested_header_checks", "$header_checks", List, CONTENT),
+    p("non_smtpd_milters", "", List, MILTER),
+    p("notify_classes", "resource, software", List, NOTIFY),
+    p("parent_domain_matches_subdomains", "debug_peer_list,fast_flush_domains,mynetworks,permit_mx_backup_networks,qmqpd_authorized_clients,relay_domains,smtpd_access_maps", List, INSTANCE),
+    p("proxy_interfaces", "", List, Ignored("proxy addresses are not counted as this host's")),
+    p("qmgr_message_active_limit", "20000", Int, INSTANCE),
+    p("qmgr_message_recipient_limit", "20000", Int, INSTANCE),
+    p("qmgr_message_recipient_minimum", "10", Int, QMGR_TUNING),
+    p("qmqpd_authorized_clients", "", List, QMQP),
+    p("qmqpd_error_delay", "1s", Time('s'), QMQP),
+    p("qmqpd_timeout", "300s", Time('s'), QMQP),
     // Sluice: /var/spool/postfix in Postfix.
-    p("queue_directory", "/var/spool/sluice", Str),
-    p("queue_minfree", "0", Int),
-    p("queue_run_delay", "300s", Time('s')),
-    p("recipient_bcc_maps", "", List),
-    p("recipient_canonical_maps", "", List),
-    p("recipient_delimiter", "", Str),
-    p("relay_domains", "", List),
-    p("relay_recipient_maps", "", List),
-    p("relay_transport", "relay", Str),
-    p("relayhost", "", Str),
-    p("relocated_maps", "", List),
-    p("resolve_dequoted_address", "yes", Bool),
-    p("sender_bcc_maps", "", List),
-    p("sender_canonical_maps", "", List),
+    p("queue_directory", "/var/spool/sluice", Str, INSTANCE),
+    p("queue_minfree", "0", Int, Ignored("Sluice refuses mail with 452 4.3.1 only when the disk is full")),
+    p("queue_run_delay", "300s", Time('s'), INSTANCE),
+    p("receive_override_options", "", List, Ignored("the checks and mappings it turns off are not implemented")),
+    p("recipient_bcc_maps", "", List, BCC),
+    p("recipient_canonical_maps", "", List, REWRITE),
+    p("recipient_delimiter", "", Str, INSTANCE),
+    p("relay_domains", "", List, GUARDED),
+    p("relay_recipient_maps", "", List, Refused("relay recipients are not checked: mail for unknown users would be accepted and bounced")),
+    p("relay_transport", "relay", Str, GUARDED),
+    p("relayhost", "", Str, GUARDED),
+    p("relocated_maps", "", List, Refused("relocated users are not looked up: their mail would be delivered")),
+    p("resolve_dequoted_address", "yes", Bool, INSTANCE),
+    p("sender_bcc_maps", "", List, BCC),
+    p("sender_canonical_maps", "", List, REWRITE),
     // Sluice: DNS servers as ip:port (empty = the nameservers of /etc/resolv.conf).
-    p("sluice_nameservers", "", List),
+    p("sluice_nameservers", "", List, INSTANCE),
     // Sluice: the size of one queue-log segment file.
-    p("sluice_segment_size", "64m", Size),
+    p("sluice_segment_size", "64m", Size, INSTANCE),
     // Sluice: shards (executors); 0 = one per online CPU.
-    p("sluice_shards", "0", Int),
-    p("smtp_connect_timeout", "30s", Time('s')),
-    p("smtp_connection_cache_time_limit", "2s", Time('s')),
-    p("smtp_connection_reuse_count_limit", "0", Int),
-    p("smtp_connection_reuse_time_limit", "300s", Time('s')),
-    p("smtp_data_done_timeout", "600s", Time('s')),
-    p("smtp_data_init_timeout", "120s", Time('s')),
-    p("smtp_data_xfer_timeout", "180s", Time('s')),
-    p("smtp_helo_name", "$myhostname", Str),
-    p("smtp_helo_timeout", "300s", Time('s')),
-    p("smtp_host_lookup", "dns", List),
-    p("smtp_line_length_limit", "998", Int),
-    p("smtp_mail_timeout", "300s", Time('s')),
-    p("smtp_mx_address_limit", "5", Int),
-    p("smtp_quit_timeout", "300s", Time('s')),
-    p("smtp_rcpt_timeout", "300s", Time('s')),
-    p("smtp_rset_timeout", "20s", Time('s')),
-    p("smtpd_banner", "$myhostname ESMTP $mail_name", Str),
-    p("smtpd_client_connection_count_limit", "50", Int),
-    p("smtpd_client_connection_rate_limit", "0", Int),
-    p("smtpd_client_message_rate_limit", "0", Int),
-    p("smtpd_client_recipient_rate_limit", "0", Int),
-    p("smtpd_client_restrictions", "", List),
-    p("smtpd_data_restrictions", "", List),
-    p("smtpd_delay_reject", "yes", Bool),
-    p("smtpd_end_of_data_restrictions", "", List),
-    p("smtpd_error_sleep_time", "1s", Time('s')),
-    p("smtpd_etrn_restrictions", "", List),
-    p("smtpd_forbid_bare_newline", "normalize", Str),
+    p("sluice_shards", "0", Int, INSTANCE),
+    p("smtp_body_checks", "", List, CONTENT),
+    p("smtp_connect_timeout", "30s", Time('s'), INSTANCE),
+    p("smtp_connection_cache_time_limit", "2s", Time('s'), INSTANCE),
+    p("smtp_connection_reuse_count_limit", "0", Int, INSTANCE),
+    p("smtp_connection_reuse_time_limit", "300s", Time('s'), INSTANCE),
+    p("smtp_data_done_timeout", "600s", Time('s'), INSTANCE),
+    p("smtp_data_init_timeout", "120s", Time('s'), INSTANCE),
+    p("smtp_data_xfer_timeout", "180s", Time('s'), INSTANCE),
+    p("smtp_enforce_tls", "no", Bool, TLS),
+    p("smtp_header_checks", "", List, CONTENT),
+    p("smtp_helo_name", "$myhostname", Str, INSTANCE),
+    p("smtp_helo_timeout", "300s", Time('s'), INSTANCE),
+    p("smtp_host_lookup", "dns", List, INSTANCE),
+    p("smtp_line_length_limit", "998", Int, INSTANCE),
+    p("smtp_mail_timeout", "300s", Time('s'), INSTANCE),
+    p("smtp_mx_address_limit", "5", Int, Ignored("Sluice tries at most 5 addresses")),
+    p("smtp_quit_timeout", "300s", Time('s'), INSTANCE),
+    p("smtp_rcpt_timeout", "300s", Time('s'), INSTANCE),
+    p("smtp_rset_timeout", "20s", Time('s'), INSTANCE),
+    p("smtp_sasl_auth_enable", "no", Bool, SASL),
+    p("smtp_sasl_password_maps", "", List, SASL_DETAIL),
+    p("smtp_tls_policy_maps", "", List, TLS),
+    p("smtp_tls_security_level", "", Str, TLS),
+    p("smtp_use_tls", "no", Bool, TLS),
+    p("smtpd_banner", "$myhostname ESMTP $mail_name", Str, LISTENER),
+    p("smtpd_client_connection_count_limit", "50", Int, ANVIL),
+    p("smtpd_client_connection_rate_limit", "0", Int, ANVIL),
+    p("smtpd_client_event_limit_exceptions", "${smtpd_client_connection_limit_exceptions:$mynetworks}", List, ANVIL),
+    p("smtpd_client_message_rate_limit", "0", Int, ANVIL),
+    p("smtpd_client_new_tls_session_rate_limit", "0", Int, ANVIL),
+    p("smtpd_client_recipient_rate_limit", "0", Int, ANVIL),
+    p("smtpd_client_restrictions", "", List, RESTRICTIONS),
+    p("smtpd_data_restrictions", "", List, RESTRICTIONS),
+    p("smtpd_delay_reject", "yes", Bool, Ignored("only RCPT-time restrictions exist")),
+    p("smtpd_end_of_data_restrictions", "", List, RESTRICTIONS),
+    p("smtpd_enforce_tls", "no", Bool, TLS),
+    p("smtpd_error_sleep_time", "1s", Time('s'), LISTENER),
+    p("smtpd_etrn_restrictions", "", List, Ignored("ETRN is refused (458)")),
+    p("smtpd_forbid_bare_newline", "normalize", Str, LISTENER),
     // Sluice: Postfix's default is $mynetworks; Sluice exempts nobody.
-    p("smtpd_forbid_bare_newline_exclusions", "", List),
-    p("smtpd_forbid_unauth_pipelining", "yes", Bool),
-    p("smtpd_hard_error_limit", "${stress?{1}:{20}}", Int),
-    p("smtpd_helo_required", "no", Bool),
-    p("smtpd_helo_restrictions", "", List),
-    p("smtpd_junk_command_limit", "${stress?{1}:{100}}", Int),
-    p("smtpd_recipient_limit", "1000", Int),
-    p("smtpd_recipient_overshoot_limit", "1000", Int),
-    p("smtpd_recipient_restrictions", "", List),
-    p(
-        "smtpd_relay_restrictions",
-        "permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination",
-        List,
-    ),
-    p("smtpd_restriction_classes", "", List),
-    p("smtpd_sender_restrictions", "", List),
-    p("smtpd_soft_error_limit", "10", Int),
-    p("smtpd_timeout", "${stress?{10}:{300}}s", Time('s')),
-    p("soft_bounce", "no", Bool),
-    p("stress", "", Str),
-    p("swap_bangpath", "yes", Bool),
-    p("syslog_facility", "mail", Str),
-    p("syslog_name", "sluice", Str),
-    p("transport_maps", "", List),
-    p("transport_retry_time", "60s", Time('s')),
-    p("undisclosed_recipients_header", "", Str),
-    p("virtual_alias_domains", "$virtual_alias_maps", List),
-    p("virtual_alias_maps", "$virtual_maps", List),
-    p("virtual_mailbox_domains", "$virtual_mailbox_maps", List),
-    p("virtual_mailbox_maps", "", List),
-    p("virtual_maps", "", List),
-    p("virtual_transport", "virtual", Str),
+    p("smtpd_forbid_bare_newline_exclusions", "", List, Ignored("no client is exempt from smtpd_forbid_bare_newline")),
+    p("smtpd_forbid_unauth_pipelining", "yes", Bool, LISTENER),
+    p("smtpd_hard_error_limit", "${stress?{1}:{20}}", Int, LISTENER),
+    p("smtpd_helo_required", "no", Bool, Refused("HELO is not required: clients could skip it")),
+    p("smtpd_helo_restrictions", "", List, RESTRICTIONS),
+    p("smtpd_junk_command_limit", "${stress?{1}:{100}}", Int, LISTENER),
+    p("smtpd_milters", "", List, MILTER),
+    p("smtpd_proxy_filter", "", Str, Refused("smtpd_proxy_filter is not implemented: mail would skip the filter")),
+    p("smtpd_recipient_limit", "1000", Int, LISTENER),
+    p("smtpd_recipient_overshoot_limit", "1000", Int, Ignored("recipients beyond smtpd_recipient_limit are refused without counting")),
+    p("smtpd_recipient_restrictions", "", List, LISTENER),
+    p("smtpd_relay_restrictions", "permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination", List, LISTENER),
+    p("smtpd_restriction_classes", "", List, Ignored("restriction classes are not implemented; a list that names one is refused")),
+    p("smtpd_sasl_auth_enable", "no", Bool, SASL),
+    p("smtpd_sasl_path", "smtpd", Str, SASL_DETAIL),
+    p("smtpd_sasl_security_options", "noanonymous", List, SASL_DETAIL),
+    p("smtpd_sasl_type", "cyrus", Str, SASL_DETAIL),
+    p("smtpd_sender_login_maps", "", List, SASL_DETAIL),
+    p("smtpd_sender_restrictions", "", List, RESTRICTIONS),
+    p("smtpd_soft_error_limit", "10", Int, LISTENER),
+    p("smtpd_timeout", "${stress?{10}:{300}}s", Time('s'), LISTENER),
+    p("smtpd_tls_auth_only", "no", Bool, TLS_DETAIL),
+    p("smtpd_tls_cert_file", "", Str, TLS_DETAIL),
+    p("smtpd_tls_chain_files", "", List, TLS_DETAIL),
+    p("smtpd_tls_key_file", "$smtpd_tls_cert_file", Str, TLS_DETAIL),
+    p("smtpd_tls_security_level", "", Str, TLS),
+    p("smtpd_tls_wrappermode", "no", Bool, TLS),
+    p("smtpd_use_tls", "no", Bool, TLS),
+    p("soft_bounce", "no", Bool, Refused("soft_bounce is not implemented: mail would bounce instead of staying queued")),
+    p("stress", "", Str, LISTENER),
+    p("swap_bangpath", "yes", Bool, INSTANCE),
+    p("syslog_facility", "mail", Str, SYSLOG),
+    p("syslog_name", "sluice", Str, SYSLOG),
+    p("transport_maps", "", List, GUARDED),
+    p("transport_retry_time", "60s", Time('s'), QMGR_TUNING),
+    p("undisclosed_recipients_header", "", Str, Ignored("no header is added for messages without recipient headers")),
+    p("virtual_alias_domains", "$virtual_alias_maps", List, VIRTUAL_ALIAS),
+    p("virtual_alias_maps", "$virtual_maps", List, VIRTUAL_ALIAS),
+    p("virtual_mailbox_domains", "$virtual_mailbox_maps", List, VIRTUAL_MAILBOX),
+    p("virtual_mailbox_maps", "", List, VIRTUAL_MAILBOX),
+    p("virtual_maps", "", List, VIRTUAL_ALIAS),
+    p("virtual_transport", "virtual", Str, GUARDED),
 ];
 
 /// The registry entry for `name`.

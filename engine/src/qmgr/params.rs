@@ -243,12 +243,7 @@ pub fn resolve_params(
     };
     let virtual_alias_domains = domains("virtual_alias_domains")?;
     let virtual_mailbox_domains = domains("virtual_mailbox_domains")?;
-    // Not in the registry yet: Postfix's default applies unless set.
-    let virtual_transport = if main.is_set("virtual_transport") {
-        main.get_str("virtual_transport")?
-    } else {
-        "virtual".to_string()
-    };
+    let virtual_transport = main.get_str("virtual_transport")?;
     Ok((
         ResolveParams {
             myhostname: params.myhostname.clone(),
