@@ -54,6 +54,7 @@ pub static PARAMS: &[Param] = &[
     p("allow_percent_hack", "yes", Bool),
     p("always_add_missing_headers", "no", Bool),
     p("always_bcc", "", Str),
+    p("anvil_rate_time_unit", "60s", Time('s')),
     p("append_at_myorigin", "yes", Bool),
     p("append_dot_mydomain", "no", Bool),
     p("authorized_flush_users", "static:anyone", List),
@@ -180,6 +181,9 @@ pub static PARAMS: &[Param] = &[
     p("smtpd_banner", "$myhostname ESMTP $mail_name", Str),
     p("smtpd_client_connection_count_limit", "50", Int),
     p("smtpd_client_connection_rate_limit", "0", Int),
+    // Sluice: Postfix's default is ${smtpd_client_connection_limit_exceptions:$mynetworks},
+    // the older name of this parameter, which Sluice does not know.
+    p("smtpd_client_event_limit_exceptions", "$mynetworks", List),
     p("smtpd_client_message_rate_limit", "0", Int),
     p("smtpd_client_recipient_rate_limit", "0", Int),
     p("smtpd_client_restrictions", "", List),
