@@ -6,11 +6,13 @@
 //! - [`preflight`]: io_uring and locked-memory checks before the shards start.
 //! - [`shard`]: one executor's state and its tasks.
 //! - [`smtpd`]: the per-connection driver around the sans-IO session.
+//! - [`anvil`]: per-client connection counts and rates, sharded by client.
 //! - [`commit`]: group commit in front of the shard's queue log.
 //! - [`control`]: the control socket used by postqueue.
 //! - [`logging`]: Postfix-shaped log lines.
 
 pub mod active;
+pub mod anvil;
 pub mod commit;
 pub mod config;
 pub mod control;
@@ -22,6 +24,7 @@ pub mod mesh;
 pub mod passwd;
 pub mod pickup;
 pub mod preflight;
+pub mod process_limit;
 pub mod qmgr;
 pub mod runtime;
 pub mod scache;

@@ -30,6 +30,7 @@ use crate::control;
 use crate::listen;
 use crate::mesh;
 use crate::preflight;
+use crate::process_limit;
 use crate::services::ServiceParams;
 use crate::shard::{self, ReloadBox, ReloadSet, ShardSpec, StopFlag};
 use crate::smtpd::SmtpdService;
@@ -263,7 +264,9 @@ fn allowed_cpus() -> Vec<usize> {
 
 /// The shards' listening sockets: one SO_REUSEPORT socket per listener
 /// per shard, with the listener it serves.
-type ShardListeners = Vec<Vec<(std::net::TcpListener, crate::config::Listener)>>;
+/// `None` where the shard's share of the service's process limit is 0: it
+/// does not listen there, so the kernel routes nothing to it.
+type ShardListeners = Vec<Vec<(Option<std::net::TcpListener>, crate::config::Listener)>>;
 
 /// Never shrink below the shards that hold mail: their logs must be served.
 fn shard_count(config: &Config) -> Result<usize, MasterError> {
@@ -305,8 +308,15 @@ fn bind_listeners(config: &Config, nshards: usize) -> Result<ShardListeners, Mas
     }
     let mut per_shard: ShardListeners = (0..nshards).map(|_| Vec::new()).collect();
     for l in &config.listeners {
-        for bucket in per_shard.iter_mut() {
-            bucket.push((listen::bind_shard(l.addr)?, l.clone()));
+        for (shard, bucket) in per_shard.iter_mut().enumerate() {
+            let sock = match process_limit::shard_share(l.process_limit, shard, nshards) {
+                Some(0) => None,
+                _ => Some(listen::bind_shard(l.addr)?),
+            };
+            bucket.push((sock, l.clone()));
+        }
+        if l.process_limit > 0 && (l.process_limit as usize) < nshards {
+            tracing::info!(target: "master", "service {}: process limit {} is below {nshards} shards; {} listens on {} of them", l.service, l.process_limit, l.addr, l.process_limit);
         }
     }
     Ok(per_shard)
@@ -329,7 +339,8 @@ fn spawn_shards(
     shared: &Shared,
 ) -> Result<Handles, MasterError> {
     let cpus = allowed_cpus();
-    let meshes = mesh::build(per_shard.len());
+    let nshards = per_shard.len();
+    let meshes = mesh::build(nshards);
     let mut handles = Vec::new();
     for ((id, listeners), mesh_ends) in per_shard.into_iter().enumerate().zip(meshes) {
         // Beyond the allowed CPUs (or where affinity cannot be read) the
@@ -367,9 +378,18 @@ fn spawn_shards(
                     params: Rc::new(params),
                     listeners: listeners
                         .into_iter()
-                        .map(|(sock, l)| (sock, SmtpdService::new(l.smtpd.clone(), &hostname)))
+                        .map(|(sock, l)| {
+                            let service = SmtpdService::new(
+                                &l.service,
+                                l.process_limit,
+                                l.smtpd.clone(),
+                                &hostname,
+                            );
+                            (sock, service)
+                        })
                         .collect(),
                     stop,
+                    shards: nshards,
                     drain_limit: DRAIN_LIMIT,
                 };
                 shard::run(spec, move |r| doorbell.ring(ShardEvent::Ready(id, r))).await;
@@ -586,7 +606,12 @@ fn reload_config(old: &Config, nshards: usize) -> Result<ReloadSet, String> {
         .listeners
         .iter()
         .map(|l| match new.listeners.iter().find(|n| n.addr == l.addr) {
-            Some(n) => n.smtpd.clone(),
+            Some(n) => {
+                if n.process_limit != l.process_limit {
+                    tracing::warn!(target: "master", "warning: service {}: a new process limit ({}, was {}) needs a restart", n.service, n.process_limit, l.process_limit);
+                }
+                n.smtpd.clone()
+            }
             None => {
                 tracing::warn!(target: "master", "warning: {} is no longer in master.cf; it keeps listening until a restart", l.addr);
                 l.smtpd.clone()

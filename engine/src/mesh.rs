@@ -2,7 +2,8 @@
 //!
 //! Cross-shard traffic is typed ([`ShardMsg`]) and small: qmgr entries go
 //! from the storing shard to the destination's scheduling shard, delivery
-//! outcomes come back. A full channel is backpressure (the sender awaits),
+//! outcomes come back; sessions ask the shard that owns their client's
+//! anvil entry (`crate::anvil`). A full channel is backpressure (the sender awaits),
 //! never a drop. A shard talks to itself by direct call, not through here.
 
 use std::path::PathBuf;
@@ -65,6 +66,10 @@ pub enum ShardMsg {
     Enqueue(Destination, Vec<QmgrEntry>),
     /// Results for messages this shard stores.
     Outcome(Outcome),
+    /// A question or a disconnect for the anvil entries this shard owns.
+    Anvil(crate::anvil::service::AnvilRequest),
+    /// anvil's answer to one of this shard's sessions.
+    AnvilReply(crate::anvil::service::AnvilReply),
     /// Stands for a message a failed send did not hand back.
     Lost,
 }

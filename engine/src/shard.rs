@@ -6,7 +6,7 @@
 //! shard's own thread.
 
 use std::cell::{Cell, RefCell};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -20,14 +20,16 @@ use sluice_storage::qid::QidGenerator;
 use sluice_agents::delivery::Destination;
 
 use crate::active::{Active, Router};
+use crate::anvil::service::AnvilService;
 use crate::commit::Committer;
 use crate::config::MainParams;
 use crate::control;
 use crate::dispatch::{Dispatch, OutcomeSink};
 use crate::mesh::{shard_for, Mesh, MeshEnds, Outcome, QmgrEntry, ShardMsg};
 use crate::pickup::Pickup;
+use crate::process_limit::{shard_share, ServiceListeners};
 use crate::services::ServiceParams;
-use crate::smtpd::{self, SmtpdService};
+use crate::smtpd::SmtpdService;
 
 /// While stopping: how often a shard looks whether its last sessions and
 /// deliveries are gone (bounded by the drain limits below; nothing polls
@@ -78,8 +80,12 @@ pub struct ShardSpec {
     pub params: Rc<MainParams>,
     pub services: ServiceParams,
     pub mesh: MeshEnds,
-    pub listeners: Vec<(std::net::TcpListener, SmtpdService)>,
+    /// Each listener's socket (`None` where this shard's share of the
+    /// service's process limit is 0: it does not listen there) and service.
+    pub listeners: Vec<(Option<std::net::TcpListener>, SmtpdService)>,
     pub stop: StopFlag,
+    /// Shards in the daemon, for the process-limit shares.
+    pub shards: usize,
     pub drain_limit: Duration,
 }
 
@@ -152,6 +158,8 @@ pub struct Shard {
     pub dispatch: Rc<Dispatch>,
     /// pickup runs on shard 0 only.
     pub pickup: Option<Rc<Pickup>>,
+    /// This shard's slice of the anvil table, and its questions to others.
+    pub anvil: Rc<AnvilService>,
     sessions: RefCell<HashMap<u64, RawFd>>,
     next_session: Cell<u64>,
     /// Spare socket read buffers: a new connection per message (the common
@@ -163,7 +171,7 @@ pub struct Shard {
 const SPARE_READ_BUFFERS: usize = 64;
 
 /// Removes a session from the shard's table when its task ends.
-struct SessionGuard {
+pub(crate) struct SessionGuard {
     shard: Rc<Shard>,
     id: u64,
 }
@@ -175,7 +183,7 @@ impl Drop for SessionGuard {
 }
 
 impl Shard {
-    fn register(self: &Rc<Self>, fd: RawFd) -> SessionGuard {
+    pub(crate) fn register(self: &Rc<Self>, fd: RawFd) -> SessionGuard {
         let id = self.next_session.get();
         self.next_session.set(id + 1);
         self.sessions.borrow_mut().insert(id, fd);
@@ -201,7 +209,7 @@ impl Shard {
         self.resolve.borrow().clone()
     }
 
-    fn smtpd_service(&self, i: usize) -> Option<Rc<SmtpdService>> {
+    pub(crate) fn smtpd_service(&self, i: usize) -> Option<Rc<SmtpdService>> {
         self.smtpd_services.borrow().get(i).cloned()
     }
 
@@ -215,10 +223,16 @@ impl Shard {
         let mut services = self.smtpd_services.borrow_mut();
         for (i, smtpd) in r.listeners.iter().enumerate() {
             if let Some(slot) = services.get_mut(i) {
-                *slot = Rc::new(SmtpdService::new(smtpd.clone(), &hostname));
+                *slot = Rc::new(SmtpdService::new(
+                    &slot.name,
+                    slot.process_limit,
+                    smtpd.clone(),
+                    &hostname,
+                ));
             }
         }
         drop(services);
+        self.anvil.set_time_unit(r.params.anvil_rate_time_unit);
         self.active.set_params(r.services.active());
         self.dispatch.set_params(
             r.services.smtp.clone(),
@@ -246,6 +260,29 @@ impl Shard {
     pub fn shutdown_requested(&self) -> bool {
         self.shutdown.flag.is_draining()
     }
+}
+
+/// Group the shard's listeners by master.cf service, each group with this
+/// shard's share of the service's process limit.
+fn service_listeners(
+    listeners: Vec<(Option<std::net::TcpListener>, SmtpdService)>,
+    shard: usize,
+    shards: usize,
+) -> Vec<ServiceListeners> {
+    let mut out: Vec<ServiceListeners> = Vec::new();
+    for (index, (sock, service)) in listeners.into_iter().enumerate() {
+        let Some(sock) = sock else { continue };
+        let listener = crate::listen::into_glommio(sock);
+        match out.iter_mut().find(|s| s.name == service.name) {
+            Some(s) => s.listeners.push((index, listener)),
+            None => out.push(ServiceListeners {
+                share: shard_share(service.process_limit, shard, shards),
+                name: service.name.clone(),
+                listeners: vec![(index, listener)],
+            }),
+        }
+    }
+    out
 }
 
 /// Open the log, serve until told to stop, drain, and return.
@@ -324,8 +361,20 @@ pub async fn run(spec: ShardSpec, ready: impl FnOnce(Result<(), String>)) {
     let services: Vec<Rc<SmtpdService>> = spec
         .listeners
         .iter()
-        .map(|(_, s)| Rc::new(SmtpdService::new(s.params.clone(), &spec.params.myhostname)))
+        .map(|(_, s)| {
+            Rc::new(SmtpdService::new(
+                &s.name,
+                s.process_limit,
+                s.params.clone(),
+                &spec.params.myhostname,
+            ))
+        })
         .collect();
+    let anvil = AnvilService::new(
+        spec.id,
+        links.mesh.clone(),
+        spec.params.anvil_rate_time_unit,
+    );
     let shard = Rc::new(Shard {
         id: spec.id,
         cleanup: RefCell::new(Rc::new(spec.services.cleanup.clone())),
@@ -338,6 +387,7 @@ pub async fn run(spec: ShardSpec, ready: impl FnOnce(Result<(), String>)) {
         active: active.clone(),
         dispatch: dispatch.clone(),
         pickup: pickup.clone(),
+        anvil: anvil.clone(),
         shutdown: ShutdownWatch {
             flag: spec.stop.clone(),
             forced: Cell::new(false),
@@ -357,6 +407,7 @@ pub async fn run(spec: ShardSpec, ready: impl FnOnce(Result<(), String>)) {
         .map(|rx| {
             let active = active.clone();
             let dispatch = dispatch.clone();
+            let anvil = anvil.clone();
             glommio::spawn_local(async move {
                 while let Some(msg) = rx.recv().await {
                     match msg {
@@ -364,6 +415,8 @@ pub async fn run(spec: ShardSpec, ready: impl FnOnce(Result<(), String>)) {
                         ShardMsg::Outcome(o) => {
                             glommio::spawn_local(active.clone().on_outcome(o)).detach();
                         }
+                        ShardMsg::Anvil(request) => anvil.handle(request),
+                        ShardMsg::AnvilReply(reply) => anvil.on_reply(reply),
                         ShardMsg::Lost => {}
                     }
                 }
@@ -423,46 +476,10 @@ pub async fn run(spec: ShardSpec, ready: impl FnOnce(Result<(), String>)) {
         })
     };
 
-    let mut accept_tasks = Vec::new();
-    for (index, (std_listener, _)) in spec.listeners.into_iter().enumerate() {
-        let listener = crate::listen::into_glommio(std_listener);
-        let shard = shard.clone();
-        accept_tasks.push(glommio::spawn_local(async move {
-            loop {
-                // A steady stream of connections must not keep a draining
-                // shard accepting (or() polls accept first).
-                if shard.shutdown_requested() {
-                    break;
-                }
-                let accepted =
-                    futures_lite::future::or(async { Some(listener.accept().await) }, async {
-                        shard.shutdown.draining().await;
-                        None
-                    })
-                    .await;
-                match accepted {
-                    Some(Ok(stream)) => {
-                        let Some(service) = shard.smtpd_service(index) else {
-                            continue;
-                        };
-                        let guard = shard.register(stream.as_raw_fd());
-                        let shard = shard.clone();
-                        glommio::spawn_local(async move {
-                            smtpd::serve(shard, service, stream).await;
-                            drop(guard);
-                        })
-                        .detach();
-                    }
-                    Some(Err(e)) => {
-                        // EMFILE and friends: back off instead of spinning.
-                        tracing::warn!(target: "smtpd", "warning: accept: {e}");
-                        glommio::timer::sleep(Duration::from_millis(100)).await;
-                    }
-                    None => break,
-                }
-            }
-        }));
-    }
+    let accept_tasks: Vec<_> = service_listeners(spec.listeners, spec.id, spec.shards)
+        .into_iter()
+        .map(|svc| glommio::spawn_local(crate::process_limit::accept_loop(shard.clone(), svc)))
+        .collect();
     let reload_task = {
         let shard = shard.clone();
         let reload = spec.reload.clone();

@@ -23,9 +23,10 @@ use glommio::net::TcpStream;
 use sluice_agents::cleanup::{cleanup, CleanupInput, Origin};
 use sluice_protocols::envelope::{ClientInfo, Protocol};
 use sluice_protocols::smtp::reply::Reply;
-use sluice_protocols::smtp::server::{Policy, ServerConfig, Session, Want};
+use sluice_protocols::smtp::server::{Policy, RateEvent, ServerConfig, Session, Want};
 use sluice_storage::record::{MessageRecord, Record};
 
+use crate::anvil;
 use crate::commit::CommitError;
 use crate::config::SmtpdParams;
 use crate::shard::Shard;
@@ -37,12 +38,22 @@ const READ_CHUNK: usize = 64 * 1024;
 
 /// One listener's view: its smtpd parameters (main.cf plus `-o` overrides).
 pub struct SmtpdService {
+    /// The master.cf service name (anvil's key, and its log lines).
+    pub name: String,
+    /// master.cf maxproc (else default_process_limit); 0 = no limit.
+    pub process_limit: u32,
     pub server: Rc<ServerConfig>,
     pub params: SmtpdParams,
+    hostname: String,
 }
 
 impl SmtpdService {
-    pub fn new(params: SmtpdParams, hostname: &str) -> SmtpdService {
+    pub fn new(
+        name: &str,
+        process_limit: u32,
+        params: SmtpdParams,
+        hostname: &str,
+    ) -> SmtpdService {
         let server = ServerConfig {
             hostname: hostname.to_string(),
             banner: params.smtpd_banner.clone(),
@@ -58,8 +69,11 @@ impl SmtpdService {
             disable_vrfy: params.disable_vrfy_command,
         };
         SmtpdService {
+            name: name.to_string(),
+            process_limit,
             server: Rc::new(server),
             params,
+            hostname: hostname.to_string(),
         }
     }
 }
@@ -94,6 +108,10 @@ impl Policy for RelayPolicy<'_> {
             );
         }
         verdict
+    }
+
+    fn rate_limited(&mut self, event: RateEvent) -> bool {
+        anvil::client::limited(&self.service.params.client_limits, self.client.addr, event)
     }
 }
 
@@ -164,6 +182,26 @@ pub async fn serve(shard: Rc<Shard>, service: Rc<SmtpdService>, mut stream: TcpS
     };
     tracing::info!(target: "smtpd", "connect from {}", client.display());
     let mut session = Session::new(service.server.clone());
+    let limits = &service.params.client_limits;
+    let (_anvil, admitted) = anvil::client::connect(
+        &shard.anvil,
+        limits,
+        &service.name,
+        &service.hostname,
+        &client,
+    )
+    .await;
+    if let Err(reply) = admitted {
+        let _ = stream.write_all(reply.to_wire_string().as_bytes()).await;
+        let _ = stream.close().await;
+        tracing::info!(
+            target: "smtpd",
+            "disconnect from {} {}",
+            client.display(),
+            session.command_stats()
+        );
+        return;
+    }
     let mut inbuf: Vec<u8> = Vec::new();
     let mut rbuf = shard.take_read_buffer(READ_CHUNK);
 
@@ -206,6 +244,17 @@ pub async fn serve(shard: Rc<Shard>, service: Rc<SmtpdService>, mut stream: TcpS
                 Want::More => break,
                 Want::Message => {
                     store_message(&shard, &mut session, &mut client).await;
+                }
+                Want::Decide(event) => {
+                    let answer = anvil::client::decide(
+                        &shard.anvil,
+                        &service.params.client_limits,
+                        &service.name,
+                        &client,
+                        event,
+                    )
+                    .await;
+                    session.decide(answer);
                 }
                 Want::Close => {
                     let _ = flush(&mut stream, &mut session).await;

@@ -17,7 +17,7 @@ use std::rc::Rc;
 
 use libfuzzer_sys::fuzz_target;
 use sluice_protocols::smtp::reply::Reply;
-use sluice_protocols::smtp::server::{Policy, ServerConfig, Session, Want};
+use sluice_protocols::smtp::server::{Policy, RateEvent, ServerConfig, Session, Want};
 use sluice_protocols::smtp::BareNewline;
 
 const ALPHABET: &[&[u8]] = &[
@@ -66,10 +66,18 @@ const ALPHABET: &[&[u8]] = &[
     b"Subject: hi",
 ];
 
-/// Refuses recipients in the `deny` domain.
-struct Deny;
+/// Refuses recipients in the `deny` domain; with rate limits on, every
+/// MAIL/RCPT waits for a decision (every third one refused).
+struct Deny {
+    rate_limits: bool,
+    events: u32,
+}
 
 impl Policy for Deny {
+    fn rate_limited(&mut self, _event: RateEvent) -> bool {
+        self.rate_limits
+    }
+
     fn check_recipient(&mut self, _sender: &str, recipient: &str) -> Result<(), Reply> {
         if recipient.ends_with("@deny") {
             Err(Reply::new(554, (5, 7, 1), "Relay access denied"))
@@ -128,13 +136,17 @@ fn run(data: &[u8]) {
     if flags & 16 == 0 {
         s.greet();
     }
+    let mut policy = Deny {
+        rate_limits: flags & 32 != 0,
+        events: 0,
+    };
     let mut buf = Vec::new();
     let mut from = 0;
     'reads: for cut in cuts {
         buf.extend_from_slice(&input[from..cut]);
         from = cut;
         loop {
-            let p = s.receive(&buf, &mut Deny);
+            let p = s.receive(&buf, &mut policy);
             assert!(p.consumed <= buf.len());
             buf.drain(..p.consumed);
             match p.want {
@@ -147,6 +159,14 @@ fn run(data: &[u8]) {
                 Want::More => {
                     assert!(buf.len() <= bound);
                     break;
+                }
+                Want::Decide(_) => {
+                    policy.events += 1;
+                    s.decide(if policy.events % 3 == 0 {
+                        Err(Reply::new(450, (4, 7, 1), "Error: too much mail from 192.0.2.1"))
+                    } else {
+                        Ok(())
+                    });
                 }
                 Want::Close => break 'reads,
             }

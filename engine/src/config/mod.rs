@@ -50,7 +50,7 @@ pub use mastercf::{MasterService, Protocols};
 pub use params::{
     param, parse_bool, parse_int, parse_size, parse_time, split_list, Kind, Param, Status, PARAMS,
 };
-pub use typed::{MainParams, SmtpdParams};
+pub use typed::{ClientLimits, MainParams, SmtpdParams};
 
 use crate::smtpd_check;
 
@@ -116,6 +116,10 @@ pub struct Listener {
     pub overrides: Vec<(String, String)>,
     /// main.cf's smtpd parameters with this service's overrides applied.
     pub smtpd: SmtpdParams,
+    /// Sessions the service may hold at once: master.cf maxproc, else
+    /// default_process_limit (100); 0 = no limit. One service's addresses
+    /// share it (see `crate::smtpd_limit`).
+    pub process_limit: u32,
 }
 
 /// Everything loaded from one configuration directory.
@@ -299,6 +303,10 @@ fn listeners(
         }
         let overlay = main.with_overrides(&svc.overrides, &svc.origin);
         let smtpd = SmtpdParams::from_main(&overlay)?;
+        let process_limit = match svc.maxproc {
+            Some(n) => n,
+            None => main.get_number("default_process_limit", 0)?,
+        };
         if !smtpd_check::relay_control_present(
             &smtpd.relay_restrictions,
             &smtpd.recipient_restrictions,
@@ -327,6 +335,7 @@ fn listeners(
                 command: svc.command.clone(),
                 overrides: svc.overrides.clone(),
                 smtpd: smtpd.clone(),
+                process_limit,
             });
         }
     }

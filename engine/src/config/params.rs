@@ -82,7 +82,6 @@ use Status::{Ignored, Refused};
 const INSTANCE: Status = Status::Instance;
 const GUARDED: Status = Status::Guarded;
 const LISTENER: Status = Status::Listener;
-const ANVIL: Status = Ignored("per-client limits (anvil) are not implemented yet");
 const BCC: Status = Refused("automatic BCC is not implemented: the copy would not be sent");
 const CONTENT: Status =
     Refused("header and body checks are not implemented: content would pass uninspected");
@@ -121,7 +120,7 @@ pub static PARAMS: &[Param] = &[
     p("allow_percent_hack", "yes", Bool, INSTANCE),
     p("always_add_missing_headers", "no", Bool, INSTANCE),
     p("always_bcc", "", Str, BCC),
-    p("anvil_rate_time_unit", "60s", Time('s'), ANVIL),
+    p("anvil_rate_time_unit", "60s", Time('s'), INSTANCE),
     p("append_at_myorigin", "yes", Bool, INSTANCE),
     p("append_dot_mydomain", "no", Bool, Refused("Sluice never appends .$mydomain to an address (as with no)")),
     p("authorized_flush_users", "static:anyone", List, INSTANCE),
@@ -152,7 +151,7 @@ pub static PARAMS: &[Param] = &[
     p("default_destination_rate_delay", "0s", Time('s'), RATE_DELAY),
     p("default_destination_recipient_limit", "50", Int, INSTANCE),
     p("default_minimum_delivery_slots", "3", Int, QMGR_TUNING),
-    p("default_process_limit", "100", Int, ANVIL),
+    p("default_process_limit", "100", Int, INSTANCE),
     p("default_recipient_limit", "20000", Int, QMGR_TUNING),
     p("default_recipient_refill_delay", "5s", Time('s'), QMGR_TUNING),
     p("default_recipient_refill_limit", "100", Int, QMGR_TUNING),
@@ -256,12 +255,14 @@ pub static PARAMS: &[Param] = &[
     p("smtp_tls_security_level", "", Str, TLS),
     p("smtp_use_tls", "no", Bool, TLS),
     p("smtpd_banner", "$myhostname ESMTP $mail_name", Str, LISTENER),
-    p("smtpd_client_connection_count_limit", "50", Int, ANVIL),
-    p("smtpd_client_connection_rate_limit", "0", Int, ANVIL),
-    p("smtpd_client_event_limit_exceptions", "${smtpd_client_connection_limit_exceptions:$mynetworks}", List, ANVIL),
-    p("smtpd_client_message_rate_limit", "0", Int, ANVIL),
-    p("smtpd_client_new_tls_session_rate_limit", "0", Int, ANVIL),
-    p("smtpd_client_recipient_rate_limit", "0", Int, ANVIL),
+    p("smtpd_client_connection_count_limit", "50", Int, LISTENER),
+    p("smtpd_client_connection_rate_limit", "0", Int, LISTENER),
+    // Sluice: Postfix's default is ${smtpd_client_connection_limit_exceptions:$mynetworks},
+    // through a pre-2.9 name Sluice does not know; the effect is the same.
+    p("smtpd_client_event_limit_exceptions", "$mynetworks", List, LISTENER),
+    p("smtpd_client_message_rate_limit", "0", Int, LISTENER),
+    p("smtpd_client_new_tls_session_rate_limit", "0", Int, TLS_DETAIL),
+    p("smtpd_client_recipient_rate_limit", "0", Int, LISTENER),
     p("smtpd_client_restrictions", "", List, RESTRICTIONS),
     p("smtpd_data_restrictions", "", List, RESTRICTIONS),
     p("smtpd_delay_reject", "yes", Bool, Ignored("only RCPT-time restrictions exist")),

@@ -211,7 +211,6 @@ const READ_BY_TOOLS: &[&str] = &[
 /// Read at load but not (fully) implemented: reading is not using.
 const READ_NOT_IMPLEMENTED: &[&str] = &[
     "data_directory",        // a typed path that nothing uses yet
-    "default_process_limit", // a transport's process limit; unenforced
     "enable_long_queue_ids", // typed, but queue IDs are always long
     // For the "unused parameter" warning: class names are in use.
     "smtpd_restriction_classes",

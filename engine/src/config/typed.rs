@@ -57,6 +57,8 @@ pub struct MainParams {
     pub sluice_segment_size: u64,
     pub enable_long_queue_ids: bool,
     pub always_add_missing_headers: bool,
+    /// anvil's rate window (anvil_rate_time_unit, 60s).
+    pub anvil_rate_time_unit: Duration,
 }
 
 /// The SMTP server's parameters: main.cf's, or a listener's with its
@@ -77,6 +79,67 @@ pub struct SmtpdParams {
     pub disable_vrfy_command: bool,
     pub relay_restrictions: Vec<Restriction>,
     pub recipient_restrictions: Vec<Restriction>,
+    /// anvil's limits (0 = off): smtpd_client_connection_count_limit,
+    /// smtpd_client_connection_rate_limit, smtpd_client_message_rate_limit,
+    /// smtpd_client_recipient_rate_limit.
+    pub client_limits: ClientLimits,
+}
+
+/// smtpd's per-client limits, checked against anvil's counts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClientLimits {
+    pub connection_count: u32,
+    pub connection_rate: u32,
+    pub message_rate: u32,
+    pub recipient_rate: u32,
+    /// smtpd_client_event_limit_exceptions (default $mynetworks): clients
+    /// anvil neither counts nor limits.
+    pub exceptions: Vec<Cidr>,
+}
+
+impl ClientLimits {
+    /// Whether smtpd talks to anvil at all (Postfix creates its anvil
+    /// client only when a limit is set).
+    pub fn any(&self) -> bool {
+        self.connection_count > 0
+            || self.connection_rate > 0
+            || self.message_rate > 0
+            || self.recipient_rate > 0
+    }
+
+    /// A client in smtpd_client_event_limit_exceptions.
+    pub fn exempt(&self, addr: IpAddr) -> bool {
+        let addr = addr.to_canonical();
+        self.exceptions.iter().any(|c| c.contains(addr))
+    }
+
+    fn from_main(main: &MainCf) -> Result<ClientLimits, ConfigError> {
+        let name = "smtpd_client_event_limit_exceptions";
+        let mut exceptions = Vec::new();
+        for item in main.get_list(name)? {
+            let cidr = Cidr::parse(&item).map_err(|e| {
+                let what = match e {
+                    // Postfix also takes host names, tables and files here.
+                    super::CidrError::BadAddress(_) => format!(
+                        "\"{item}\": host names, lookup tables, files and negation are not supported yet; list network blocks"
+                    ),
+                    other => other.to_string(),
+                };
+                ConfigError::Syntax {
+                    origin: main.origin(name),
+                    what: format!("{name}: {what}"),
+                }
+            })?;
+            exceptions.push(cidr);
+        }
+        Ok(ClientLimits {
+            connection_count: main.get_number("smtpd_client_connection_count_limit", 0)?,
+            connection_rate: main.get_number("smtpd_client_connection_rate_limit", 0)?,
+            message_rate: main.get_number("smtpd_client_message_rate_limit", 0)?,
+            recipient_rate: main.get_number("smtpd_client_recipient_rate_limit", 0)?,
+            exceptions,
+        })
+    }
 }
 
 impl MainParams {
@@ -138,6 +201,8 @@ impl MainParams {
             },
             enable_long_queue_ids: main.get_bool("enable_long_queue_ids")?,
             always_add_missing_headers: main.get_bool("always_add_missing_headers")?,
+            anvil_rate_time_unit: main
+                .get_time_min("anvil_rate_time_unit", Duration::from_secs(1))?,
             myhostname,
         })
     }
@@ -184,6 +249,7 @@ impl SmtpdParams {
             disable_vrfy_command: main.get_bool("disable_vrfy_command")?,
             relay_restrictions: restriction_list(main, "smtpd_relay_restrictions")?,
             recipient_restrictions: restriction_list(main, "smtpd_recipient_restrictions")?,
+            client_limits: ClientLimits::from_main(main)?,
         })
     }
 }
@@ -242,7 +308,7 @@ impl MainCf {
         T::try_from(n).map_err(|_| self.bad_value(name, "bad numerical configuration"))
     }
 
-    fn get_time_min(&self, name: &str, min: Duration) -> Result<Duration, ConfigError> {
+    pub(crate) fn get_time_min(&self, name: &str, min: Duration) -> Result<Duration, ConfigError> {
         let t = self.get_time(name)?;
         if t < min {
             return Err(self.bad_value(

@@ -96,6 +96,12 @@ pub(super) fn run(
         }
         match progress.want {
             Want::Message => continue,
+            // Local submission has no per-client rate limits (AcceptAll
+            // never asks); an answer keeps the session going regardless.
+            Want::Decide(_) => {
+                session.decide(Ok(()));
+                continue;
+            }
             Want::Close => return exit::OK,
             Want::More => {}
         }

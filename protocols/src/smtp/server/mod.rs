@@ -115,6 +115,24 @@ impl ServerConfig {
 pub trait Policy {
     /// Called for RCPT TO after syntax/state/limit checks passed. Ok => "250 2.1.5 Ok".
     fn check_recipient(&mut self, sender: &str, recipient: &str) -> Result<(), Reply>;
+
+    /// Whether this MAIL FROM / RCPT TO waits for the owner's per-client
+    /// rate decision (Postfix asks anvil here: after the state and syntax
+    /// checks, before the address is parsed). `true` suspends the command:
+    /// [`Session::receive`] returns [`Want::Decide`] without consuming it;
+    /// the owner gets the answer, calls [`Session::decide`] and feeds the
+    /// same input again. The default never asks.
+    fn rate_limited(&mut self, _event: RateEvent) -> bool {
+        false
+    }
+}
+
+/// A request whose per-client rate the owner may limit
+/// (`smtpd_client_message_rate_limit`, `smtpd_client_recipient_rate_limit`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RateEvent {
+    Mail,
+    Rcpt,
 }
 
 /// A [`Policy`] that accepts every recipient (tests, benchmarks, fuzzing,
@@ -148,6 +166,9 @@ pub enum Want {
     Message,
     /// Flush output and close the connection.
     Close,
+    /// Ask about this event (see [`Policy::rate_limited`]), call
+    /// [`Session::decide`], then `receive` the same input again.
+    Decide(RateEvent),
 }
 
 /// The result of one [`Session::receive`] call.

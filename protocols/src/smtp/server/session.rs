@@ -25,7 +25,9 @@ use super::data::{DataScanner, Refusal, Scan};
 use super::params::{parse_mail_params, parse_rcpt_params, printable};
 use super::replies::*;
 use super::stats::CommandStats;
-use super::{Message, Policy, Progress, ServerConfig, Want, SMTPD_RECIPIENT_OVERSHOOT_LIMIT};
+use super::{
+    Message, Policy, Progress, RateEvent, ServerConfig, Want, SMTPD_RECIPIENT_OVERSHOOT_LIMIT,
+};
 use crate::envelope::{Envelope, Protocol, Recipient};
 use crate::smtp::reply::Reply;
 use crate::smtp::BareNewline;
@@ -61,6 +63,10 @@ pub struct Session {
     improper_pipelining: Option<&'static str>,
     /// Postfix's `state->where`, for "lost connection after X" logs.
     last_command: &'static str,
+    /// A suspended MAIL/RCPT waits for [`Session::decide`].
+    asking: Option<RateEvent>,
+    /// The owner's answer, for the suspended command when it is fed again.
+    decided: Option<(RateEvent, Result<(), Reply>)>,
 }
 
 /// What the next input bytes are.
@@ -122,6 +128,8 @@ enum Outcome {
     Error,
     /// DATA / BDAT: decided when the content has been read.
     Deferred,
+    /// MAIL / RCPT waits for the owner's rate decision; it runs again.
+    Suspended,
 }
 
 impl Session {
@@ -142,6 +150,8 @@ impl Session {
             tokens: Vec::with_capacity(8),
             improper_pipelining: None,
             last_command: "CONNECT",
+            asking: None,
+            decided: None,
         }
     }
 
@@ -157,6 +167,12 @@ impl Session {
     /// [`Session::output`]. No I/O, no clock; per-command work allocates
     /// only what the envelope keeps.
     pub fn receive(&mut self, input: &[u8], policy: &mut dyn Policy) -> Progress {
+        if let Some(event) = self.asking {
+            return Progress {
+                consumed: 0,
+                want: Want::Decide(event),
+            };
+        }
         if self.awaiting.is_some() {
             return Progress {
                 consumed: 0,
@@ -240,6 +256,15 @@ impl Session {
             }
         }
         self.check_hard_limit();
+    }
+
+    /// The owner's answer to [`Want::Decide`]: `Ok` lets the command go on,
+    /// `Err(reply)` refuses it with `reply` (an error, as Postfix counts
+    /// it). Without a question outstanding it does nothing.
+    pub fn decide(&mut self, result: Result<(), Reply>) {
+        if let Some(event) = self.asking.take() {
+            self.decided = Some((event, result));
+        }
     }
 
     /// smtpd_timeout expired: queue "421 4.4.2 <host> Error: timeout exceeded"; returns Want::Close.
@@ -353,6 +378,9 @@ impl Session {
             self.count_error();
         } else {
             self.command(line, crlf, next < input.len(), policy);
+            if let Some(event) = self.asking {
+                return Step::Stop(pos, Want::Decide(event));
+            }
         }
         self.after_command(next)
     }
@@ -572,7 +600,7 @@ impl Session {
         let outcome = match verb {
             Verb::Helo => self.helo_cmd(line, args, false),
             Verb::Ehlo => self.helo_cmd(line, args, true),
-            Verb::Mail => self.mail_cmd(line, args),
+            Verb::Mail => self.mail_cmd(line, args, policy),
             Verb::Rcpt => self.rcpt_cmd(line, args, policy),
             Verb::Data => self.data_cmd(args),
             Verb::Bdat => self.bdat_cmd(line, args),
@@ -593,6 +621,7 @@ impl Session {
                 self.count_error();
             }
             Outcome::Deferred => {}
+            Outcome::Suspended => return,
         }
         if verb.is_junk() {
             let junk = self.junk_cmds;
@@ -600,6 +629,23 @@ impl Session {
             if junk > self.cfg.junk_command_limit {
                 self.count_error();
             }
+        }
+    }
+
+    /// Postfix's anvil check point for MAIL and RCPT: `None` to go on,
+    /// else the command's outcome (refused, or suspended to ask).
+    fn rate_gate(&mut self, event: RateEvent, policy: &mut dyn Policy) -> Option<Outcome> {
+        match self.decided.take() {
+            Some((asked, Ok(()))) if asked == event => None,
+            Some((asked, Err(reply))) if asked == event => {
+                reply.write_to(&mut self.out);
+                Some(Outcome::Error)
+            }
+            _ if policy.rate_limited(event) => {
+                self.asking = Some(event);
+                Some(Outcome::Suspended)
+            }
+            _ => None,
         }
     }
 
@@ -641,7 +687,7 @@ impl Session {
         Outcome::Ok
     }
 
-    fn mail_cmd(&mut self, line: &[u8], args: &[Token]) -> Outcome {
+    fn mail_cmd(&mut self, line: &[u8], args: &[Token], policy: &mut dyn Policy) -> Outcome {
         if self.txn.is_some() {
             return self.fail(NESTED_MAIL);
         }
@@ -650,6 +696,9 @@ impl Session {
         };
         if !keyword.text(line).eq_ignore_ascii_case(b"from:") {
             return self.fail(MAIL_SYNTAX);
+        }
+        if let Some(outcome) = self.rate_gate(RateEvent::Mail, policy) {
+            return outcome;
         }
         let Some(sender) = path_text(line, path) else {
             return self.fail(BAD_SENDER);
@@ -682,15 +731,21 @@ impl Session {
     }
 
     fn rcpt_cmd(&mut self, line: &[u8], args: &[Token], policy: &mut dyn Policy) -> Outcome {
-        let Some(txn) = self.txn.as_mut() else {
+        if self.txn.is_none() {
             return self.fail(NEED_MAIL);
-        };
+        }
         let [keyword, path, params @ ..] = args else {
             return self.fail(RCPT_SYNTAX);
         };
         if !keyword.text(line).eq_ignore_ascii_case(b"to:") {
             return self.fail(RCPT_SYNTAX);
         }
+        if let Some(outcome) = self.rate_gate(RateEvent::Rcpt, policy) {
+            return outcome;
+        }
+        let Some(txn) = self.txn.as_mut() else {
+            return self.fail(NEED_MAIL);
+        };
         let Some(address) = path_text(line, path).filter(|a| !a.is_empty()) else {
             return self.fail(BAD_RECIPIENT);
         };

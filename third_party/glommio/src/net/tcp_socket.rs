@@ -179,6 +179,16 @@ impl TcpListener {
         Ok(AcceptedTcpStream { fd: fd as RawFd })
     }
 
+    /// Sluice patch: waits until a connection is waiting to be accepted,
+    /// without accepting it. A readiness poll: abandoning it leaves no
+    /// accepted connection behind (an abandoned `accept()` may).
+    pub async fn readable(&self) -> Result<()> {
+        let reactor = self.reactor.upgrade().unwrap();
+        let source = reactor.poll_read_ready(self.listener.as_raw_fd());
+        source.collect_rw().await?;
+        Ok(())
+    }
+
     /// Accepts a new incoming TCP connection in this executor
     ///
     /// This is similar to calling [`shared_accept`] and [`bind_to_executor`] in

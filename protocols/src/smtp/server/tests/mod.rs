@@ -9,6 +9,7 @@ mod bdat;
 mod limits;
 mod pipelining;
 mod props;
+mod rates;
 mod smuggling;
 mod splits;
 mod transcript;
@@ -17,14 +18,52 @@ mod units;
 use std::rc::Rc;
 
 use super::{
-    Message, Policy, Progress, ServerConfig, Session, Want, SMTPD_RECIPIENT_OVERSHOOT_LIMIT,
+    Message, Policy, Progress, RateEvent, ServerConfig, Session, Want,
+    SMTPD_RECIPIENT_OVERSHOOT_LIMIT,
 };
 use crate::smtp::reply::Reply;
 
 /// Accepts everything except recipients at `relay.invalid`.
+/// With `rate_limits` set it stands in for anvil: MAIL and RCPT wait for
+/// a decision, which [`TestPolicy::answer`] gives from its own counts.
 #[derive(Default)]
 pub(super) struct TestPolicy {
     pub asked: Vec<(String, String)>,
+    /// (smtpd_client_message_rate_limit, smtpd_client_recipient_rate_limit)
+    pub rate_limits: Option<(u32, u32)>,
+    /// MAIL and RCPT events counted so far.
+    pub rates: (u32, u32),
+}
+
+impl TestPolicy {
+    /// The owner's side of [`Want::Decide`]: count, compare, reply as
+    /// Postfix's smtpd does.
+    pub fn answer(&mut self, event: RateEvent) -> Result<(), Reply> {
+        let (mail_limit, rcpt_limit) = self.rate_limits.unwrap_or((0, 0));
+        match event {
+            RateEvent::Mail => {
+                self.rates.0 += 1;
+                if mail_limit > 0 && self.rates.0 > mail_limit {
+                    return Err(Reply::new(
+                        450,
+                        (4, 7, 1),
+                        "Error: too much mail from 127.0.0.5",
+                    ));
+                }
+            }
+            RateEvent::Rcpt => {
+                self.rates.1 += 1;
+                if rcpt_limit > 0 && self.rates.1 > rcpt_limit {
+                    return Err(Reply::new(
+                        450,
+                        (4, 7, 1),
+                        "Error: too many recipients from 127.0.0.5",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Policy for TestPolicy {
@@ -38,6 +77,10 @@ impl Policy for TestPolicy {
             ));
         }
         Ok(())
+    }
+
+    fn rate_limited(&mut self, _event: RateEvent) -> bool {
+        self.rate_limits.is_some()
     }
 }
 
@@ -102,6 +145,10 @@ impl T {
                     assert!(rest.is_empty(), "unconsumed input: {rest:?}");
                     break;
                 }
+                Want::Decide(event) => {
+                    let answer = self.policy.answer(event);
+                    self.s.decide(answer);
+                }
                 Want::Close => break,
             }
         }
@@ -143,9 +190,13 @@ pub(super) struct Outcome {
 /// buffer and call `receive` until it wants more. Checks the buffer bound
 /// for command lines on the way.
 pub(super) fn drive(cfg: ServerConfig, reads: &[&[u8]]) -> Outcome {
+    drive_with(cfg, TestPolicy::default(), reads)
+}
+
+/// [`drive`] with a given policy (rate limits).
+pub(super) fn drive_with(cfg: ServerConfig, mut policy: TestPolicy, reads: &[&[u8]]) -> Outcome {
     let bound = cfg.line_length_limit + 2;
     let mut s = Session::new(Rc::new(cfg));
-    let mut policy = TestPolicy::default();
     s.greet();
     let mut buf: Vec<u8> = Vec::new();
     let mut messages = Vec::new();
@@ -166,6 +217,10 @@ pub(super) fn drive(cfg: ServerConfig, reads: &[&[u8]]) -> Outcome {
                     }
                     qid += 1;
                     s.message_done(Ok(&format!("QID{qid}")));
+                }
+                Want::Decide(event) => {
+                    let answer = policy.answer(event);
+                    s.decide(answer);
                 }
                 Want::More => {
                     // Only an unfinished command line may be left over.
