@@ -15,6 +15,8 @@ pub mod commit;
 pub mod config;
 pub mod control;
 pub mod dispatch;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 pub mod listen;
 pub mod logging;
 pub mod master;
