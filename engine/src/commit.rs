@@ -376,6 +376,8 @@ impl Committer {
             .borrow_mut()
             .before_write(&self.shard_dir, &w.path, w.offset)?;
         write_all_at(f, &self.shard_dir, bytes, w.offset).await?;
+        #[cfg(feature = "fault-injection")]
+        self.faults.borrow().before_sync();
         f.fdatasync().await.map_err(os_error)?;
         #[cfg(feature = "fault-injection")]
         self.faults

@@ -15,6 +15,9 @@
 //!   clients are waiting on it) reports EIO once, after the bytes were
 //!   written and really synced: the worst case, every refused record on
 //!   the disk.
+//! - `power-cut:N` — the Nth batch with new mail (counted as above) is
+//!   written, and then, before its fdatasync, the process SIGKILLs itself:
+//!   with `record-syncs`, the test then drops what was not synced.
 //! - `record-syncs:DIR` — after every completed fdatasync of a segment,
 //!   write `DIR/<shard>.synced` (atomically: temp file and rename) with one
 //!   line `PATH END` per segment this process wrote: the length that is
@@ -30,6 +33,7 @@ use std::sync::OnceLock;
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Plan {
     pub fail_fdatasync: Option<u64>,
+    pub power_cut: Option<u64>,
     pub record_syncs: Option<PathBuf>,
 }
 
@@ -41,6 +45,10 @@ impl Plan {
                 Some(("fail-fdatasync", n)) => {
                     let n = n.parse().map_err(|_| format!("bad count in {item:?}"))?;
                     plan.fail_fdatasync = Some(n);
+                }
+                Some(("power-cut", n)) => {
+                    let n = n.parse().map_err(|_| format!("bad count in {item:?}"))?;
+                    plan.power_cut = Some(n);
                 }
                 Some(("record-syncs", dir)) => plan.record_syncs = Some(PathBuf::from(dir)),
                 _ => return Err(format!("unknown fault {item:?}")),
@@ -66,21 +74,34 @@ fn plan() -> &'static Plan {
     })
 }
 
-/// Fdatasyncs of batches with new mail in this process, over all shards.
+/// Batches with new mail in this process, over all shards.
 static SYNCS: AtomicU64 = AtomicU64::new(0);
 
 /// Per shard: the durable length of each segment it wrote.
 #[derive(Default)]
 pub struct SyncLedger {
     synced: BTreeMap<PathBuf, u64>,
-    /// The batch being written holds new mail.
-    mail: bool,
+    /// The number of the batch being written among those with new mail
+    /// (0: it has none).
+    batch: u64,
 }
 
 impl SyncLedger {
     /// A batch is about to be written.
     pub fn begin_batch(&mut self, has_message: bool) {
-        self.mail = has_message;
+        self.batch = match has_message {
+            true => SYNCS.fetch_add(1, Ordering::SeqCst) + 1,
+            false => 0,
+        };
+    }
+
+    /// The batch is written, its fdatasync not yet started.
+    pub fn before_sync(&self) {
+        if self.batch != 0 && plan().power_cut == Some(self.batch) {
+            tracing::warn!(target: "cleanup", "warning: fault injection: power cut before fdatasync #{}", self.batch);
+            // SAFETY: kill(2) on our own pid; nothing after it runs.
+            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        }
     }
 
     /// Before a write at `offset` of `path`: what lies before it is durable
@@ -101,12 +122,10 @@ impl SyncLedger {
     /// A batch's fdatasync returned: `path` is durable up to `end`. Fails
     /// with EIO when the plan says this sync fails.
     pub fn after_sync(&mut self, shard_dir: &Path, path: &Path, end: u64) -> std::io::Result<()> {
-        if self.mail {
-            let n = SYNCS.fetch_add(1, Ordering::SeqCst) + 1;
-            if plan().fail_fdatasync == Some(n) {
-                tracing::warn!(target: "cleanup", "warning: fault injection: fdatasync #{n} of {} fails with EIO", path.display());
-                return Err(std::io::Error::from_raw_os_error(libc::EIO));
-            }
+        let n = self.batch;
+        if n != 0 && plan().fail_fdatasync == Some(n) {
+            tracing::warn!(target: "cleanup", "warning: fault injection: fdatasync #{n} of {} fails with EIO", path.display());
+            return Err(std::io::Error::from_raw_os_error(libc::EIO));
         }
         if plan().record_syncs.is_none() {
             return Ok(());
@@ -138,8 +157,9 @@ mod tests {
     #[test]
     fn plans_parse() {
         assert_eq!(Plan::parse("").unwrap(), Plan::default());
-        let p = Plan::parse("fail-fdatasync:3, record-syncs:/tmp/x").unwrap();
+        let p = Plan::parse("fail-fdatasync:3, record-syncs:/tmp/x,power-cut:7").unwrap();
         assert_eq!(p.fail_fdatasync, Some(3));
+        assert_eq!(p.power_cut, Some(7));
         assert_eq!(
             p.record_syncs.as_deref(),
             Some(std::path::Path::new("/tmp/x"))
