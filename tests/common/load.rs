@@ -16,6 +16,8 @@ use std::time::Duration;
 pub struct Outcome {
     /// Tokens of messages answered 250 after the data.
     pub acked: Vec<String>,
+    /// Their queue IDs (from `250 2.0.0 Ok: queued as QID`), in step.
+    pub acked_qids: Vec<String>,
     /// Tokens refused after the data, with the reply.
     pub refused: Vec<(String, String)>,
     /// Tokens whose data was sent but whose reply never came.
@@ -92,6 +94,7 @@ impl Load {
         for t in self.threads {
             let o = t.join().expect("load client panicked");
             all.acked.extend(o.acked);
+            all.acked_qids.extend(o.acked_qids);
             all.refused.extend(o.refused);
             all.unanswered.extend(o.unanswered);
         }
@@ -147,6 +150,8 @@ fn client(
             .and_then(|()| w.write_all(b".\r\n"));
         match sent.and_then(|()| reply(&mut r)) {
             Ok(rep) if rep.starts_with("250") => {
+                out.acked_qids
+                    .push(super::queued_as(&rep).unwrap_or_default());
                 out.acked.push(token);
                 acks.fetch_add(1, Ordering::SeqCst);
             }
