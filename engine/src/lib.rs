@@ -27,6 +27,7 @@ pub mod preflight;
 pub mod qmgr;
 pub mod runtime;
 pub mod scache;
+pub mod sd_notify;
 pub mod services;
 pub mod shard;
 pub mod signal;
