@@ -127,21 +127,25 @@ fn a_torn_tail_is_truncated_with_a_warning() {
     );
 }
 
-/// A tiny tmpfs as the queue directory; needs root (CI runs as root). Where
-/// mounting is not allowed the test says so and passes without asserting.
+/// A tiny tmpfs as the queue directory; needs root (CI runs as root).
+/// Where mounting is not allowed the test fails: a test that cannot set
+/// itself up proves nothing.
 #[test]
 fn a_full_disk_answers_452_and_keeps_what_it_acknowledged() {
     let dir = TempDir::new("enospc-mnt");
     let mnt = dir.path().join("q");
     std::fs::create_dir_all(&mnt).unwrap();
-    let ok = Command::new("mount")
+    let mounted = Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=3m", "tmpfs"])
         .arg(&mnt)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("skipping: cannot mount a tmpfs here (not root?)");
-        return;
+        .output();
+    match &mounted {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => panic!(
+            "cannot mount a 3 MiB tmpfs for the full-disk test (it needs root, as in CI): {}",
+            show(o)
+        ),
+        Err(e) => panic!("cannot run mount(8) for the full-disk test: {e}"),
     }
     struct Unmount(std::path::PathBuf);
     impl Drop for Unmount {

@@ -83,6 +83,9 @@ pub struct Committer {
     /// and really synced: the worst case, every refused record on disk).
     #[cfg(test)]
     fail_syncs: Cell<u32>,
+    /// The fault suite's seam (`SLUICE_FAULT_PLAN`), never in a release build.
+    #[cfg(feature = "fault-injection")]
+    faults: RefCell<crate::fault::SyncLedger>,
 }
 
 impl Committer {
@@ -107,6 +110,8 @@ impl Committer {
             records: Cell::new(0),
             #[cfg(test)]
             fail_syncs: Cell::new(0),
+            #[cfg(feature = "fault-injection")]
+            faults: RefCell::default(),
         })
     }
 
@@ -305,6 +310,8 @@ impl Committer {
         batch: Batch,
         file: &mut Option<(PathBuf, BufferedFile)>,
     ) -> Result<(), CommitError> {
+        #[cfg(feature = "fault-injection")]
+        self.faults.borrow_mut().begin_batch(batch.has_message());
         let mut prepared = self.log.borrow_mut().prepare(batch);
         let bytes = std::mem::take(&mut prepared.bytes);
         let io = self.write_prepared(&prepared, bytes, file).await;
@@ -364,8 +371,18 @@ impl Committer {
         let Some((_, f)) = file.as_ref() else {
             return Err(std::io::Error::other("segment file not open"));
         };
+        #[cfg(feature = "fault-injection")]
+        self.faults
+            .borrow_mut()
+            .before_write(&self.shard_dir, &w.path, w.offset)?;
         write_all_at(f, &self.shard_dir, bytes, w.offset).await?;
+        #[cfg(feature = "fault-injection")]
+        self.faults.borrow().before_sync();
         f.fdatasync().await.map_err(os_error)?;
+        #[cfg(feature = "fault-injection")]
+        self.faults
+            .borrow_mut()
+            .after_sync(&self.shard_dir, &w.path, w.end())?;
         #[cfg(test)]
         if self.fail_syncs.get() > 0 {
             self.fail_syncs.set(self.fail_syncs.get() - 1);

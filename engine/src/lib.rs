@@ -17,6 +17,8 @@ pub mod commit;
 pub mod config;
 pub mod control;
 pub mod dispatch;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 pub mod listen;
 pub mod logging;
 pub mod master;
@@ -28,6 +30,7 @@ pub mod process_limit;
 pub mod qmgr;
 pub mod runtime;
 pub mod scache;
+pub mod sd_notify;
 pub mod services;
 pub mod shard;
 pub mod signal;

@@ -577,8 +577,10 @@ pub fn run_foreground(config: Config) -> Result<(), MasterError> {
         addrs.join(" ")
     );
     ready.publish();
+    crate::sd_notify::ready();
 
     let served = serve(&config, nshards, &sigset, &events, &shared.reload);
+    crate::sd_notify::stopping();
     drop(ready);
     shared.stop.drain();
     served?;

@@ -194,6 +194,13 @@ impl Batch {
         self.records.len()
     }
 
+    /// Whether the batch holds new mail (a message record).
+    pub fn has_message(&self) -> bool {
+        self.records
+            .iter()
+            .any(|r| matches!(r.record, Record::Message(_)))
+    }
+
     /// Encoded bytes in the batch.
     pub fn byte_len(&self) -> usize {
         self.bytes.len()

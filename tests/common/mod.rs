@@ -10,6 +10,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod load;
+
 pub const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -123,20 +125,26 @@ impl Instance {
 
     /// Start `sluice start-fg` and wait until it answers on its port.
     pub fn start(&mut self) {
+        self.start_with(|_| {});
+    }
+
+    /// [`Instance::start`] with the command adjusted first (environment,
+    /// resource limits).
+    pub fn start_with(&mut self, tune: impl FnOnce(&mut Command)) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.log_path())
             .unwrap();
-        let child = Command::new(SLUICE)
-            .arg("-c")
+        let mut cmd = Command::new(SLUICE);
+        cmd.arg("-c")
             .arg(self.config_dir())
             .arg("start-fg")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("spawn sluice");
+            .stderr(log);
+        tune(&mut cmd);
+        let child = cmd.spawn().expect("spawn sluice");
         self.child = Some(child);
         self.wait_ready();
     }

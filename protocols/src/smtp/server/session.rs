@@ -9,6 +9,11 @@
 //!   bytes of an unfinished command line.
 //! - With `BareNewline::Reject`, a bare CR is refused like a bare LF
 //!   (`550 5.5.2 Error: bare <CR> received`).
+//! - A CR inside a HELO, EHLO, MAIL, RCPT or VRFY line is refused in
+//!   every mode (`550 5.5.2 Error: bare <CR> received`); Postfix takes it
+//!   for a space, which lets `EHLO name\rX-Header: …` through.
+//! - VRFY of a UTF-8 address needs RFC 6531's `SMTPUTF8` argument
+//!   (`553 5.6.7`), as MAIL and RCPT need it in MAIL.
 //! - ETRN always gets `458 Unable to queue messages`: there is no fast
 //!   flush service yet.
 
@@ -551,6 +556,15 @@ impl Session {
         }
         let mut tokens = std::mem::take(&mut self.tokens);
         tokenize(line, &mut tokens);
+        if memchr(b'\r', line).is_some() && carries_names(line, &tokens) {
+            // A CR inside HELO/EHLO/MAIL/RCPT/VRFY: Postfix's tokenizer
+            // takes it for a space; we refuse it, in every mode, so that
+            // nothing a client put after it can reach a header or a log.
+            self.out.extend_from_slice(BARE_CR);
+            self.count_error();
+            self.tokens = tokens;
+            return;
+        }
         self.dispatch(line, &tokens, more_follows, policy);
         self.tokens = tokens;
     }
@@ -851,8 +865,18 @@ impl Session {
         let (Some(first), Some(last)) = (args.first(), args.last()) else {
             return self.fail(VRFY_SYNTAX);
         };
+        // RFC 6531 3.7.4: `VRFY <addr> SMTPUTF8` may name a UTF-8 address.
+        let (last, smtputf8) = match args {
+            [.., before, utf8] if utf8.text(line).eq_ignore_ascii_case(b"SMTPUTF8") => {
+                (before, true)
+            }
+            _ => (last, false),
+        };
         // Postfix's collapse_args(): the words as one string.
         let arg = &line[first.start..last.end];
+        if !smtputf8 && !arg.is_ascii() {
+            return self.fail(NEED_SMTPUTF8);
+        }
         let valid = !args.iter().any(|t| t.unterminated)
             && matches!(parse_path(arg), Ok(a) if !a.is_empty());
         if !valid {
@@ -938,4 +962,18 @@ impl std::fmt::Write for Writer<'_> {
         self.0.extend_from_slice(s.as_bytes());
         Ok(())
     }
+}
+
+/// Whether `line` is a command whose words may reach a header or a log
+/// line as names: HELO, EHLO, MAIL, RCPT, VRFY.
+fn carries_names(line: &[u8], tokens: &[Token]) -> bool {
+    tokens
+        .first()
+        .and_then(|t| Verb::parse(t.text(line)))
+        .is_some_and(|v| {
+            matches!(
+                v,
+                Verb::Helo | Verb::Ehlo | Verb::Mail | Verb::Rcpt | Verb::Vrfy
+            )
+        })
 }

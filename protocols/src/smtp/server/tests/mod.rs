@@ -5,6 +5,7 @@
 //! like the engine — a buffer, arbitrary read sizes, messages stored as
 //! `QID1`, `QID2`, … — so any input can be replayed in any split.
 
+mod adversarial;
 mod bdat;
 mod limits;
 mod pipelining;
