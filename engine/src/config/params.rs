@@ -52,6 +52,8 @@ pub static PARAMS: &[Param] = &[
     p("allow_mail_to_files", "alias, forward", List),
     p("allow_min_user", "no", Bool),
     p("allow_percent_hack", "yes", Bool),
+    // Config directories a setgid program (postdrop) may be pointed at.
+    p("alternate_config_directories", "", List),
     p("always_add_missing_headers", "no", Bool),
     p("always_bcc", "", Str),
     p("append_at_myorigin", "yes", Bool),
@@ -155,6 +157,8 @@ pub static PARAMS: &[Param] = &[
     p("resolve_dequoted_address", "yes", Bool),
     p("sender_bcc_maps", "", List),
     p("sender_canonical_maps", "", List),
+    // The group of the setgid submission program (postdrop).
+    p("setgid_group", "postdrop", Str),
     // Sluice: DNS servers as ip:port (empty = the nameservers of /etc/resolv.conf).
     p("sluice_nameservers", "", List),
     // Sluice: the size of one queue-log segment file.
