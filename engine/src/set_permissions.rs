@@ -108,7 +108,12 @@ pub fn apply(queue_dir: &Path, ids: &Ids, nshards: usize) -> io::Result<usize> {
     changed += fix_public(&control::public_dir(queue_dir), ids)?;
     let pid = queue_dir.join("pid");
     make_dir(&pid, PUBLIC_DIR_MODE)?;
-    changed += fix_tree(&pid, owner(PUBLIC_DIR_MODE), owner(PID_FILE_MODE), MAX_DEPTH)?;
+    changed += fix_tree(
+        &pid,
+        owner(PUBLIC_DIR_MODE),
+        owner(PID_FILE_MODE),
+        MAX_DEPTH,
+    )?;
     let maillog = queue_dir.join("maillog");
     if fs::symlink_metadata(&maillog).is_ok_and(|m| m.is_file()) {
         changed += fix_file(&maillog, owner(PRIVATE_FILE_MODE))?;
@@ -130,10 +135,7 @@ fn open_nofollow(path: &Path, dir: bool) -> io::Result<File> {
         | libc::O_NONBLOCK
         | libc::O_CLOEXEC
         | if dir { libc::O_DIRECTORY } else { 0 };
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(flags)
-        .open(path)
+    OpenOptions::new().read(true).custom_flags(flags).open(path)
 }
 
 /// Owner and mode through an open descriptor; 1 if anything changed.

@@ -145,16 +145,16 @@ pub fn check_envelope(m: &MaildropMessage) -> Result<(), MaildropError> {
     }
     for r in &env.recipients {
         if bad(&r.address) || r.orcpt.as_deref().is_some_and(bad) {
-            return Err(MaildropError::Malformed(
-                "NUL or line break in a recipient",
-            ));
+            return Err(MaildropError::Malformed("NUL or line break in a recipient"));
         }
     }
     if env.mail.envid.as_deref().is_some_and(bad) {
         return Err(MaildropError::Malformed("NUL or line break in ENVID"));
     }
     if m.fullname.as_deref().is_some_and(bad) {
-        return Err(MaildropError::Malformed("NUL or line break in the full name"));
+        return Err(MaildropError::Malformed(
+            "NUL or line break in the full name",
+        ));
     }
     Ok(())
 }

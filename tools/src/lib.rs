@@ -7,6 +7,7 @@
 //! - [`postdrop`]: the setgid submission program (its own binary).
 
 pub mod cli;
+pub mod install;
 pub mod load;
 pub mod postcat;
 pub mod postconf;

@@ -92,7 +92,12 @@ pub fn main() -> i32 {
     let stdin = io::stdin();
     let mut stdout = io::stdout();
     let mut stderr = io::stderr();
-    let code = match run(&args, mail_config.map(PathBuf::from), uid, &mut stdin.lock()) {
+    let code = match run(
+        &args,
+        mail_config.map(PathBuf::from),
+        uid,
+        &mut stdin.lock(),
+    ) {
         Ok(name) => {
             let _ = writeln!(stdout, "{name}");
             0
@@ -219,10 +224,7 @@ pub fn run(
         .read_to_end(&mut bytes)
         .map_err(|e| (DATAERR, format!("uid={uid}: read error: {e}")))?;
     if bytes.len() as u64 > limit {
-        return Err((
-            DATAERR,
-            format!("uid={uid}: input exceeds {limit} bytes"),
-        ));
+        return Err((DATAERR, format!("uid={uid}: input exceeds {limit} bytes")));
     }
     let mut message = maildrop::decode(&bytes)
         .map_err(|e| (DATAERR, format!("uid={uid}: malformed input: {e}")))?;
@@ -253,8 +255,14 @@ mod tests {
             parse_args(&["-S".into(), "-c".into(), "/x".into()]).unwrap(),
             Some(PathBuf::from("/x"))
         );
-        assert_eq!(parse_args(&["-S".into(), "-c".into()]).unwrap_err().0, USAGE);
-        assert_eq!(parse_args(&["-S".into(), "-x".into()]).unwrap_err().0, USAGE);
+        assert_eq!(
+            parse_args(&["-S".into(), "-c".into()]).unwrap_err().0,
+            USAGE
+        );
+        assert_eq!(
+            parse_args(&["-S".into(), "-x".into()]).unwrap_err().0,
+            USAGE
+        );
     }
 
     #[test]

@@ -83,11 +83,11 @@ pub(super) fn run(
                     }
                     submit::submit(config, &m, diag.stderr).map_err(|e| {
                         match e {
-                            submit::SubmitError::Io(e) => diag
-                                .warn(&format!("uid={uid}: error writing queue file: {e}")),
-                            submit::SubmitError::NoPostdrop(why) => diag.warn(&format!(
-                                "uid={uid}: cannot write the maildrop, and {why}"
-                            )),
+                            submit::SubmitError::Io(e) => {
+                                diag.warn(&format!("uid={uid}: error writing queue file: {e}"))
+                            }
+                            submit::SubmitError::NoPostdrop(why) => diag
+                                .warn(&format!("uid={uid}: cannot write the maildrop, and {why}")),
                             submit::SubmitError::Postdrop(code) => {
                                 diag.warn(&format!("uid={uid}: postdrop exited with status {code}"))
                             }
