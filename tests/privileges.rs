@@ -274,6 +274,10 @@ fn ordinary_users_submit_through_postdrop() {
     assert!(out.status.success(), "{}", show(&out));
     let postdrop = bin.path().join("postdrop");
     assert_eq!(mode(&postdrop), 0o2755);
+    assert!(
+        std::fs::read(&postdrop).unwrap() == std::fs::read(POSTDROP).unwrap(),
+        "postdrop is a copy of sluice-postdrop"
+    );
     assert_eq!(
         owner(&postdrop),
         (0, passwd::group_gid("postdrop").unwrap())
