@@ -91,10 +91,11 @@ pub fn apply(queue_dir: &Path, ids: &Ids, nshards: usize) -> io::Result<usize> {
         make_dir(&dir, PRIVATE_DIR_MODE)?;
         changed += fix_tree(&dir, owner(PRIVATE_DIR_MODE), owner(PRIVATE_FILE_MODE), 0)?;
     }
+    // Made here: pickup, running as the owner, cannot create it in the
+    // root-owned queue directory.
     let bad = queue_dir.join("maildrop-bad");
-    if bad.is_dir() {
-        changed += fix_tree(&bad, owner(PRIVATE_DIR_MODE), owner(PRIVATE_FILE_MODE), 0)?;
-    }
+    make_dir(&bad, PRIVATE_DIR_MODE)?;
+    changed += fix_tree(&bad, owner(PRIVATE_DIR_MODE), owner(PRIVATE_FILE_MODE), 0)?;
     let maildrop = queue_dir.join("maildrop");
     make_dir(&maildrop, PRIVATE_DIR_MODE)?;
     changed += fix_dir(
