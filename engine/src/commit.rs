@@ -356,6 +356,8 @@ impl Committer {
                 .read(true)
                 .write(true)
                 .create(w.create)
+                // Queue files are the mail owner's alone.
+                .mode(0o600)
                 .buffered_open(&w.path)
                 .await
                 .map_err(os_error)?;

@@ -4,6 +4,8 @@
 //! - [`config`]: main.cf / master.cf, typed parameters.
 //! - [`master`]: start-up, signals, the pid lock, start/stop.
 //! - [`preflight`]: io_uring and locked-memory checks before the shards start.
+//! - [`privilege`]: mail_owner, setgid_group, and the drop from root.
+//! - [`set_permissions`]: the queue directory's owners and modes.
 //! - [`shard`]: one executor's state and its tasks.
 //! - [`smtpd`]: the per-connection driver around the sans-IO session.
 //! - [`anvil`]: per-client connection counts and rates, sharded by client.
@@ -26,12 +28,14 @@ pub mod mesh;
 pub mod passwd;
 pub mod pickup;
 pub mod preflight;
+pub mod privilege;
 pub mod process_limit;
 pub mod qmgr;
 pub mod runtime;
 pub mod scache;
 pub mod sd_notify;
 pub mod services;
+pub mod set_permissions;
 pub mod shard;
 pub mod signal;
 pub mod smtpd;

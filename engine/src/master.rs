@@ -11,6 +11,13 @@
 //! writes its pid to `pid/master.ready`. A shard that panics or ends on
 //! its own is fatal ([`crate::supervise`]): the master logs it and exits.
 //!
+//! Started as root, it resolves `mail_owner`, repairs the queue
+//! directory's owners and modes ([`crate::set_permissions`]), binds its
+//! listeners, and then drops to mail_owner on this (the only) thread
+//! before any shard exists ([`crate::privilege`]); the shards are never
+//! root. Without root it runs as the invoking user. Either way its umask
+//! is 077: everything it creates is private unless made otherwise.
+//!
 //! `start` re-runs the binary as `start-fg` in a new session and waits until
 //! it is ready; `stop` signals the pid in the lock file and waits until that
 //! process has exited.
@@ -30,8 +37,10 @@ use crate::control;
 use crate::listen;
 use crate::mesh;
 use crate::preflight;
+use crate::privilege;
 use crate::process_limit;
 use crate::services::ServiceParams;
+use crate::set_permissions;
 use crate::shard::{self, ReloadBox, ReloadSet, ShardSpec, StopFlag};
 use crate::smtpd::SmtpdService;
 use crate::supervise::{self, Doorbell, ExitNotice, ShardEvent};
@@ -70,6 +79,8 @@ pub enum MasterError {
     ShardPanic { shard: usize, message: String },
     #[error("{0}")]
     Preflight(#[from] preflight::PreflightError),
+    #[error("{0}")]
+    Privilege(#[from] privilege::PrivilegeError),
     #[error("the daemon exited during start-up ({status}){detail}")]
     StartFailed {
         status: std::process::ExitStatus,
@@ -86,7 +97,7 @@ impl MasterError {
     /// rather than a temporary one.
     pub fn is_config(&self) -> bool {
         match self {
-            MasterError::Preflight(_) => true,
+            MasterError::Preflight(_) | MasterError::Privilege(_) => true,
             MasterError::StartFailed { status, .. } => status.code() == Some(EX_CONFIG),
             _ => false,
         }
@@ -172,6 +183,10 @@ impl ReadyMarker {
     fn publish(&self) {
         let tmp = self.path.with_extension("ready.tmp");
         if std::fs::write(&tmp, format!("{}\n", std::process::id())).is_ok() {
+            // A pid is no secret (set_permissions: pid files 0644).
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::Permissions::from_mode(set_permissions::PID_FILE_MODE);
+            let _ = std::fs::set_permissions(&tmp, mode);
             let _ = std::fs::rename(&tmp, &self.path);
         }
     }
@@ -213,7 +228,8 @@ pub fn daemon_state(queue_dir: &Path) -> DaemonState {
 /// The pid of a running daemon, if any (its lock is held).
 pub fn running_pid(queue_dir: &Path) -> Option<i32> {
     let path = pid_path(queue_dir);
-    let mut file = OpenOptions::new().read(true).write(true).open(&path).ok()?;
+    // Read-only: any user may ask (flock does not need write access).
+    let mut file = OpenOptions::new().read(true).open(&path).ok()?;
     // SAFETY: flock on an fd we own; released when `file` drops.
     let free = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
     if free {
@@ -531,14 +547,25 @@ fn wait_stopped(events: &mpsc::Receiver<ShardEvent>, handles: Handles) -> Result
 /// panics or ends on its own makes this return its error at once, without
 /// waiting for the others (acknowledged mail is on disk).
 pub fn run_foreground(config: Config) -> Result<(), MasterError> {
+    // SAFETY: umask has no preconditions.
+    unsafe { libc::umask(0o077) };
+    let owner = privilege::is_root()
+        .then(|| privilege::resolve(&config))
+        .transpose()?;
     let queue_dir = config.params.queue_directory.clone();
     std::fs::create_dir_all(&queue_dir).map_err(io_err(&queue_dir))?;
     let _lock = lock(&queue_dir)?;
     let ready = ReadyMarker::clear(&queue_dir);
-    let public = control::public_dir(&queue_dir);
-    std::fs::create_dir_all(&public).map_err(io_err(&public))?;
     let nshards = shard_count(&config)?;
-    preflight(nshards)?;
+    match &owner {
+        Some(ids) => {
+            set_permissions::apply(&queue_dir, ids, nshards).map_err(io_err(&queue_dir))?;
+        }
+        None => {
+            let public = control::public_dir(&queue_dir);
+            std::fs::create_dir_all(&public).map_err(io_err(&public))?;
+        }
+    }
 
     let mut warnings = Vec::new();
     let services = ServiceParams::from_config(&config, nshards, &mut warnings)
@@ -547,6 +574,13 @@ pub fn run_foreground(config: Config) -> Result<(), MasterError> {
         tracing::warn!(target: "master", "warning: {w}");
     }
     let per_shard = bind_listeners(&config, nshards)?;
+    let notifier = crate::sd_notify::Notifier::from_env();
+    // No other thread exists yet: every shard starts as mail_owner.
+    if let Some(ids) = &owner {
+        privilege::drop_to(ids)?;
+        tracing::info!(target: "master", "running as {} (uid {}, gid {})", ids.owner, ids.uid, ids.gid);
+    }
+    preflight(nshards)?;
 
     let sigset = block_signals();
     let (doorbell, events) = Doorbell::for_this_thread();
@@ -577,10 +611,14 @@ pub fn run_foreground(config: Config) -> Result<(), MasterError> {
         addrs.join(" ")
     );
     ready.publish();
-    crate::sd_notify::ready();
+    if let Some(n) = &notifier {
+        n.ready();
+    }
 
     let served = serve(&config, nshards, &sigset, &events, &shared.reload);
-    crate::sd_notify::stopping();
+    if let Some(n) = &notifier {
+        n.stopping();
+    }
     drop(ready);
     shared.stop.drain();
     served?;
@@ -672,9 +710,11 @@ pub fn start_background(config: &Config, exe: &Path, log_path: &Path) -> Result<
     std::fs::create_dir_all(queue_dir).map_err(io_err(queue_dir))?;
     // Said here, on the terminal, rather than only in the daemon's log.
     preflight(shard_count(config)?)?;
+    use std::os::unix::fs::OpenOptionsExt;
     let log = OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(log_path)
         .map_err(io_err(log_path))?;
     let log2 = log.try_clone().map_err(io_err(log_path))?;

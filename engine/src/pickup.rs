@@ -62,7 +62,11 @@ impl Pickup {
     }
 
     pub async fn run(self: Rc<Self>, shard: Rc<Shard>, active: Rc<Active>) {
-        if let Err(e) = maildrop::ensure_dir(&self.queue_dir, &shard.params().mail_owner) {
+        if let Err(e) = maildrop::ensure_dir(
+            &self.queue_dir,
+            &shard.params().mail_owner,
+            &shard.params().setgid_group,
+        ) {
             tracing::warn!(target: "pickup", "warning: {}: {e}", maildrop::maildrop_dir(&self.queue_dir).display());
         }
         // Temp files of sendmail runs that died mid-write (Postfix's

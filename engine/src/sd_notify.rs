@@ -4,42 +4,61 @@
 //! `STOPPING=1` when the daemon begins to stop.
 //!
 //! Trust level: the socket's address comes from our own environment (the
-//! service manager); we only ever send to it. Without `$NOTIFY_SOCKET`
+//! service manager); we only ever send to it, through a socket connected
+//! at start, before the privilege drop. Without `$NOTIFY_SOCKET`
 //! (not started by systemd) nothing is sent. A plain Unix datagram
 //! socket: the protocol is a few lines, so no crate.
 
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 
-/// Tell the service manager the daemon accepts on every socket.
-pub fn ready() {
-    send(&format!(
-        "READY=1\nMAINPID={}\nSTATUS=accepting mail\n",
-        std::process::id()
-    ));
+/// The service manager's socket, connected while the daemon may still
+/// reach it: before it drops its privileges (a root-owned socket file
+/// would refuse `mail_owner` later).
+pub struct Notifier {
+    path: std::ffi::OsString,
+    sock: std::io::Result<UnixDatagram>,
 }
 
-/// Tell the service manager the daemon is stopping.
-pub fn stopping() {
-    send("STOPPING=1\nSTATUS=draining sessions\n");
-}
+impl Notifier {
+    /// `$NOTIFY_SOCKET`, connected now; `None` when not started by
+    /// systemd. A failure to connect is kept and logged when used.
+    pub fn from_env() -> Option<Notifier> {
+        let path = std::env::var_os("NOTIFY_SOCKET")?;
+        let sock = address(&path).and_then(|addr| {
+            let sock = UnixDatagram::unbound()?;
+            sock.connect_addr(&addr)?;
+            Ok(sock)
+        });
+        Some(Notifier { path, sock })
+    }
 
-/// Send `state` to `$NOTIFY_SOCKET`, if set. A failure is logged, never
-/// fatal: the daemon serves either way (systemd then times the start out
-/// and says why).
-fn send(state: &str) {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
-    };
-    let sent = address(&path).and_then(|addr| {
-        let sock = UnixDatagram::unbound()?;
-        sock.send_to_addr(state.as_bytes(), &addr)
-    });
-    if let Err(e) = sent {
-        tracing::warn!(
-            target: "master",
-            "warning: NOTIFY_SOCKET {}: cannot notify the service manager: {e}",
-            path.to_string_lossy()
-        );
+    /// Tell the service manager the daemon accepts on every socket.
+    pub fn ready(&self) {
+        self.send(&format!(
+            "READY=1\nMAINPID={}\nSTATUS=accepting mail\n",
+            std::process::id()
+        ));
+    }
+
+    /// Tell the service manager the daemon is stopping.
+    pub fn stopping(&self) {
+        self.send("STOPPING=1\nSTATUS=draining sessions\n");
+    }
+
+    /// A failure is logged, never fatal: the daemon serves either way
+    /// (systemd then times the start out and says why).
+    fn send(&self, state: &str) {
+        let sent = match &self.sock {
+            Ok(sock) => sock.send(state.as_bytes()).map(drop),
+            Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+        };
+        if let Err(e) = sent {
+            tracing::warn!(
+                target: "master",
+                "warning: NOTIFY_SOCKET {}: cannot notify the service manager: {e}",
+                self.path.to_string_lossy()
+            );
+        }
     }
 }
 

@@ -34,14 +34,21 @@
 //! Postfix's pickup does.
 //!
 //! **Permissions** ([`ensure_dir`]). Run as root, `maildrop/` is created
-//! `0730` owned by mail_owner (or by the queue directory's owner, when that
-//! is not root) and the `postdrop` group if it exists, else that owner's
-//! primary group: group-writable, not listable, not world-writable
-//! (POSTFIX-FACTS §15). Run as another user, it is created `0700` owned by
-//! that user (a private instance). An existing directory is left as it is.
-//! Files are `0644`: the daemon, running as the directory's owner, must read
+//! `1730` owned by mail_owner (or by the queue directory's owner, when that
+//! is not root) and the `setgid_group` group (postdrop) if it exists, else
+//! that owner's primary group: group-writable, not listable, not
+//! world-writable, sticky (POSTFIX-FACTS §15). Ordinary users reach it only
+//! through the setgid `postdrop` program. Run as another user, it is
+//! created `0700` owned by that user (a private instance). An existing
+//! directory is left as it is. Files are `0444`, as Postfix's postdrop
+//! makes them: the daemon, running as the directory's owner, must read
 //! files written by other users, and the directory's mode keeps everyone
 //! else from reaching them (they cannot search it).
+//!
+//! **Envelope text.** No envelope field (sender, recipients, ORCPT, ENVID,
+//! full name) may hold a NUL, CR or LF: [`check_envelope`] refuses them,
+//! [`decode`] treats them as malformed, and postdrop rejects them (the
+//! record-injection fix Postfix made in 2026).
 //!
 //! # File format
 //!
@@ -128,6 +135,30 @@ pub enum MaildropError {
     Malformed(&'static str),
 }
 
+/// Refuses NUL, CR and LF in the envelope's text fields: they would let
+/// a local submitter forge records or header lines downstream.
+pub fn check_envelope(m: &MaildropMessage) -> Result<(), MaildropError> {
+    let bad = |s: &str| s.bytes().any(|b| matches!(b, 0 | b'\r' | b'\n'));
+    let env = &m.envelope;
+    if bad(&env.sender) {
+        return Err(MaildropError::Malformed("NUL or line break in the sender"));
+    }
+    for r in &env.recipients {
+        if bad(&r.address) || r.orcpt.as_deref().is_some_and(bad) {
+            return Err(MaildropError::Malformed("NUL or line break in a recipient"));
+        }
+    }
+    if env.mail.envid.as_deref().is_some_and(bad) {
+        return Err(MaildropError::Malformed("NUL or line break in ENVID"));
+    }
+    if m.fullname.as_deref().is_some_and(bad) {
+        return Err(MaildropError::Malformed(
+            "NUL or line break in the full name",
+        ));
+    }
+    Ok(())
+}
+
 /// The file image of `m`. Never panics.
 pub fn encode(m: &MaildropMessage) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + 256 + m.content.len());
@@ -175,7 +206,9 @@ pub fn decode(bytes: &[u8]) -> Result<MaildropMessage, MaildropError> {
     if checksum(&header[..CRC_AT], payload) != le_u32(&header[CRC_AT..HEADER_LEN]) {
         return Err(MaildropError::Checksum);
     }
-    decode_payload(payload).map_err(MaildropError::Malformed)
+    let message = decode_payload(payload).map_err(MaildropError::Malformed)?;
+    check_envelope(&message)?;
+    Ok(message)
 }
 
 fn checksum(header: &[u8], payload: &[u8]) -> u32 {

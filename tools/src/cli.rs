@@ -80,9 +80,13 @@ pub enum Command {
     /// An SMTP sink for tests and benchmarks (Sluice's smtp-sink).
     #[command(disable_help_flag = true)]
     Sink(RawArgs),
-    /// Make the Postfix-named symlinks (sendmail, mailq, postqueue, …) in DIR.
+    /// Make the Postfix-named symlinks (sendmail, mailq, postqueue, …) in DIR,
+    /// and (as root) install the setgid postdrop there.
     #[command(name = "install-links")]
     InstallLinks { dir: PathBuf },
+    /// Repair the queue directory's owners and modes (root only).
+    #[command(name = "set-permissions")]
+    SetPermissions,
 }
 
 /// Arguments passed through to a command that parses its own (Postfix's
@@ -93,15 +97,7 @@ pub struct RawArgs {
     pub args: Vec<String>,
 }
 
-/// The names the binary answers to through a symlink.
-pub const LINK_NAMES: &[&str] = &[
-    "sendmail",
-    "mailq",
-    "postqueue",
-    "postsuper",
-    "postcat",
-    "postconf",
-];
+pub use crate::install::LINK_NAMES;
 
 #[derive(clap::Args, Debug)]
 pub struct PostqueueArgs {
@@ -164,19 +160,21 @@ fn rewrite_argv0(args: Vec<OsString>) -> Vec<OsString> {
                 .unwrap_or_default()
         })
         .unwrap_or_default();
-    match name.as_str() {
-        "mailq" => {
-            let mut v: Vec<OsString> = vec!["sluice".into(), "postqueue".into(), "-p".into()];
-            v.extend(args.into_iter().skip(1));
-            v
-        }
+    let mut v: Vec<OsString> = match name.as_str() {
+        "mailq" => vec!["sluice".into(), "postqueue".into(), "-p".into()],
         "postqueue" | "postsuper" | "postcat" | "postconf" | "sendmail" => {
-            let mut v: Vec<OsString> = vec!["sluice".into(), name.as_str().into()];
-            v.extend(args.into_iter().skip(1));
-            v
+            vec!["sluice".into(), name.as_str().into()]
         }
-        _ => args,
+        _ => return args,
+    };
+    // Postfix's commands take $MAIL_CONFIG unless told -c.
+    let told = args.iter().any(|a| a == "-c" || a == "--config-dir");
+    if let (false, Some(dir)) = (told, std::env::var_os("MAIL_CONFIG")) {
+        v.push("-c".into());
+        v.push(dir);
     }
+    v.extend(args.into_iter().skip(1));
+    v
 }
 
 /// The config directory a Postfix-named command uses when it is not told:
@@ -335,7 +333,8 @@ pub fn run(cli: Cli) -> i32 {
         }
         Command::Postsuper(a) => crate::postsuper::main(&a.args, &config),
         Command::Postcat(a) => crate::postcat::main(&a.args, &config),
-        Command::InstallLinks { dir } => install_links(&dir),
+        Command::InstallLinks { dir } => crate::install::install_links(&config, &dir),
+        Command::SetPermissions => crate::install::set_permissions(&config),
         // Handled before the configuration is loaded (self_parsing).
         Command::Postconf(_) | Command::Sendmail(_) | Command::Source(_) | Command::Sink(_) => {
             fatal(exit::SOFTWARE, "internal dispatch error")
@@ -437,37 +436,6 @@ fn check(config: &Config) -> i32 {
         if let Err(e) = sluice_engine::control::read_offline(queue_dir) {
             return fatal(exit::SOFTWARE, format!("queue log: {e}"));
         }
-    }
-    exit::OK
-}
-
-/// `sluice install-links DIR`: a symlink per Postfix name to this binary.
-fn install_links(dir: &Path) -> i32 {
-    let exe = match std::env::current_exe() {
-        Ok(e) => e,
-        Err(e) => return fatal(exit::OSERR, format!("cannot find my own executable: {e}")),
-    };
-    if let Err(e) = std::fs::create_dir_all(dir) {
-        return fatal(exit::CANTCREAT, format!("{}: {e}", dir.display()));
-    }
-    for name in LINK_NAMES {
-        let link = dir.join(name);
-        if let Ok(m) = std::fs::symlink_metadata(&link) {
-            if !m.file_type().is_symlink() {
-                return fatal(
-                    exit::CANTCREAT,
-                    format!(
-                        "{}: exists and is not a symlink; not replacing it",
-                        link.display()
-                    ),
-                );
-            }
-            let _ = std::fs::remove_file(&link);
-        }
-        if let Err(e) = std::os::unix::fs::symlink(&exe, &link) {
-            return fatal(exit::CANTCREAT, format!("{}: {e}", link.display()));
-        }
-        println!("{} -> {}", link.display(), exe.display());
     }
     exit::OK
 }

@@ -118,6 +118,8 @@ pub static PARAMS: &[Param] = &[
     p("allow_mail_to_files", "alias, forward", List, LOCAL),
     p("allow_min_user", "no", Bool, INSTANCE),
     p("allow_percent_hack", "yes", Bool, INSTANCE),
+    // Config directories a setgid program (postdrop) may be pointed at.
+    p("alternate_config_directories", "", List, INSTANCE),
     p("always_add_missing_headers", "no", Bool, INSTANCE),
     p("always_bcc", "", Str, BCC),
     p("anvil_rate_time_unit", "60s", Time('s'), INSTANCE),
@@ -224,6 +226,8 @@ pub static PARAMS: &[Param] = &[
     p("resolve_dequoted_address", "yes", Bool, INSTANCE),
     p("sender_bcc_maps", "", List, BCC),
     p("sender_canonical_maps", "", List, REWRITE),
+    // The group of the setgid submission program (postdrop).
+    p("setgid_group", "postdrop", Str, INSTANCE),
     // Sluice: DNS servers as ip:port (empty = the nameservers of /etc/resolv.conf).
     p("sluice_nameservers", "", List, INSTANCE),
     // Sluice: the size of one queue-log segment file.

@@ -203,9 +203,10 @@ fn every_not_implemented_entry_says_why() {
 
 /// Read by the command-line tools, not by the daemon's load.
 const READ_BY_TOOLS: &[&str] = &[
-    "authorized_submit_users", // sendmail
-    "hash_queue_depth",        // postcat
-    "hash_queue_names",        // postcat
+    "alternate_config_directories", // postdrop
+    "authorized_submit_users",      // sendmail
+    "hash_queue_depth",             // postcat
+    "hash_queue_names",             // postcat
 ];
 
 /// Read at load but not (fully) implemented: reading is not using.

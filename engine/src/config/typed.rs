@@ -45,6 +45,8 @@ pub struct MainParams {
     /// mail_owner's uid, when the system knows that user (resolved at
     /// load: the control socket always lets root and the owner in).
     pub mail_owner_uid: Option<u32>,
+    /// The group of the setgid submission program (maildrop's group).
+    pub setgid_group: String,
     /// Who may list the queue (`postqueue -p`, `mailq`).
     pub authorized_mailq_users: UserAcl,
     /// Who may flush it (`postqueue -f`, `-s`, `-i`).
@@ -180,6 +182,7 @@ impl MainParams {
             data_directory: main.get_path("data_directory", cwd)?,
             mail_owner_uid: crate::passwd::by_name(&main.get_str("mail_owner")?).map(|p| p.uid),
             mail_owner: main.get_str("mail_owner")?,
+            setgid_group: main.get_str("setgid_group")?,
             authorized_mailq_users: user_acl(main, "authorized_mailq_users")?,
             authorized_flush_users: user_acl(main, "authorized_flush_users")?,
             smtpd: SmtpdParams::from_main(main)?,

@@ -4,7 +4,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::{Batch, Completed, PreparedWrite, ShardLog};
@@ -75,6 +75,8 @@ impl ShardLog {
                 .write(true)
                 .create(true)
                 .truncate(true)
+                // Queue files are the mail owner's alone.
+                .mode(0o600)
                 .open(&w.path)?;
             if w.preallocate > 0 {
                 preallocate(&file, w.preallocate)?;

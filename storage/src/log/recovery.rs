@@ -35,7 +35,10 @@ pub(super) fn open(
 ) -> Result<(ShardLog, RecoveryReport), StorageError> {
     let shard_dir = dir.join(shard.to_string());
     if writable {
-        fs::create_dir_all(&shard_dir).map_err(|e| StorageError::io(&shard_dir, e))?;
+        // Private to the mail owner (the daemon's user).
+        std::os::unix::fs::DirBuilderExt::mode(fs::DirBuilder::new().recursive(true), 0o700)
+            .create(&shard_dir)
+            .map_err(|e| StorageError::io(&shard_dir, e))?;
     }
     let mut log = ShardLog::empty(shard_dir, shard, opts, writable);
     let mut report = RecoveryReport::default();

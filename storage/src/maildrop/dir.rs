@@ -20,19 +20,19 @@ pub const QUARANTINE_DIR: &str = "maildrop-bad";
 /// Prefix of files being written; never picked up.
 const TEMP_PREFIX: &str = ".tmp.";
 /// `maildrop/` as root: owner rwx, group wx (deposit, not list), others
-/// nothing (POSTFIX-FACTS §15).
-const SHARED_DIR_MODE: u32 = 0o730;
+/// nothing, sticky so that a writer can remove only its own files
+/// (Postfix's `maildrop:d:$mail_owner:$setgid_group:1730`).
+pub const SHARED_DIR_MODE: u32 = 0o1730;
 /// `maildrop/` of a private (non-root) instance, and `maildrop-bad/`.
 const PRIVATE_DIR_MODE: u32 = 0o700;
 /// A new queue directory created by root, as Postfix's.
 const ROOT_QUEUE_DIR_MODE: u32 = 0o755;
-/// Files: readable by the daemon whoever wrote them; the directory's mode
-/// keeps others from reaching them.
-const FILE_MODE: u32 = 0o644;
+/// Files: readable by the daemon whoever wrote them (Postfix's postdrop
+/// makes them 0444 too); the directory's mode keeps others from reaching
+/// them.
+pub const FILE_MODE: u32 = 0o444;
 /// Attempts at a fresh name before giving up (temp files, quarantine).
 const NAME_ATTEMPTS: u32 = 1000;
-/// The group Postfix's setgid submission programs run as.
-const POSTDROP_GROUP: &str = "postdrop";
 
 /// Deposits made by this process, so that two in the same microsecond get
 /// different names. Process-wide by nature: the name's uniqueness is a
@@ -52,9 +52,10 @@ pub fn quarantine_dir(queue_dir: &Path) -> PathBuf {
 /// Creates `queue_dir` and `maildrop/` if they are missing, with the
 /// ownership and modes of the parent module's docs. An existing `maildrop/`
 /// is left as it is (it must be a directory, not a symlink). `mail_owner` is
-/// main.cf's; when run as root and no such user exists, the directory stays
+/// main.cf's, and `setgid_group` (postdrop) the group that may deposit;
+/// when run as root and no such user exists, the directory stays
 /// root-owned `0700`, so that only root can submit.
-pub fn ensure_dir(queue_dir: &Path, mail_owner: &str) -> io::Result<()> {
+pub fn ensure_dir(queue_dir: &Path, mail_owner: &str, setgid_group: &str) -> io::Result<()> {
     // SAFETY: geteuid() has no preconditions and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
     if !queue_dir.exists() {
@@ -86,7 +87,7 @@ pub fn ensure_dir(queue_dir: &Path, mail_owner: &str) -> io::Result<()> {
     // cannot have been swapped for a symlink; umask does not apply here.
     let handle = open_dir(&dir)?;
     if root {
-        if let Some((uid, gid)) = shared_owner(queue_dir, mail_owner)? {
+        if let Some((uid, gid)) = shared_owner(queue_dir, mail_owner, setgid_group)? {
             std::os::unix::fs::fchown(&handle, Some(uid), Some(gid))?;
             return handle.set_permissions(Permissions::from_mode(SHARED_DIR_MODE));
         }
@@ -96,9 +97,13 @@ pub fn ensure_dir(queue_dir: &Path, mail_owner: &str) -> io::Result<()> {
 
 /// Who owns a `maildrop/` root creates: the queue directory's owner when
 /// that is not root (someone's private instance, with its group), else
-/// mail_owner with the `postdrop` group (or mail_owner's primary group).
+/// mail_owner with the `setgid_group` group (or mail_owner's primary group).
 /// `None`: mail_owner does not exist.
-fn shared_owner(queue_dir: &Path, mail_owner: &str) -> io::Result<Option<(u32, u32)>> {
+fn shared_owner(
+    queue_dir: &Path,
+    mail_owner: &str,
+    setgid_group: &str,
+) -> io::Result<Option<(u32, u32)>> {
     let q = fs::metadata(queue_dir)?;
     if q.uid() != 0 {
         return Ok(Some((q.uid(), q.gid())));
@@ -108,7 +113,7 @@ fn shared_owner(queue_dir: &Path, mail_owner: &str) -> io::Result<Option<(u32, u
     };
     Ok(Some((
         uid,
-        lookup_group(POSTDROP_GROUP).unwrap_or(primary_gid),
+        lookup_group(setgid_group).unwrap_or(primary_gid),
     )))
 }
 

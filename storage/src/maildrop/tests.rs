@@ -211,7 +211,7 @@ fn lying_recipient_count_is_malformed() {
 #[test]
 fn deposit_then_ready_then_load() {
     let q = TempDir::new("deposit");
-    ensure_dir(q.path(), "postfix").unwrap();
+    ensure_dir(q.path(), "postfix", "postdrop").unwrap();
     let mut paths = Vec::new();
     for i in 0..5u32 {
         let mut m = sample();
@@ -226,7 +226,7 @@ fn deposit_then_ready_then_load() {
             "{name}"
         );
         let meta = std::fs::metadata(p).unwrap();
-        assert_eq!(meta.permissions().mode() & 0o777, 0o644);
+        assert_eq!(meta.permissions().mode() & 0o777, 0o444);
     }
     // A temp file (a writer in progress) and a directory are not listed.
     std::fs::write(maildrop_dir(q.path()).join(".tmp.1.2"), b"partial").unwrap();
@@ -249,7 +249,7 @@ fn deposit_then_ready_then_load() {
 #[test]
 fn names_sort_numerically_and_foreign_names_by_mtime() {
     let q = TempDir::new("sort");
-    ensure_dir(q.path(), "postfix").unwrap();
+    ensure_dir(q.path(), "postfix", "postdrop").unwrap();
     let md = maildrop_dir(q.path());
     // "9" sorts after "10" as text but before it as a number.
     std::fs::write(md.join("100.000010.7.0"), b"").unwrap();
@@ -283,7 +283,7 @@ fn names_sort_numerically_and_foreign_names_by_mtime() {
 #[test]
 fn malformed_files_are_quarantined_not_lost() {
     let q = TempDir::new("quarantine");
-    ensure_dir(q.path(), "postfix").unwrap();
+    ensure_dir(q.path(), "postfix", "postdrop").unwrap();
     let md = maildrop_dir(q.path());
     let bad = md.join("1.000000.1.0");
     std::fs::write(&bad, b"not a maildrop file").unwrap();
@@ -312,7 +312,7 @@ fn malformed_files_are_quarantined_not_lost() {
 #[test]
 fn load_refuses_symlinks_and_oversize_files() {
     let q = TempDir::new("load");
-    ensure_dir(q.path(), "postfix").unwrap();
+    ensure_dir(q.path(), "postfix", "postdrop").unwrap();
     let md = maildrop_dir(q.path());
     let target = q.path().join("secret");
     std::fs::write(&target, encode(&sample())).unwrap();
@@ -338,7 +338,7 @@ fn load_refuses_symlinks_and_oversize_files() {
 #[test]
 fn stale_temp_files_are_removed() {
     let q = TempDir::new("stale");
-    ensure_dir(q.path(), "postfix").unwrap();
+    ensure_dir(q.path(), "postfix", "postdrop").unwrap();
     let md = maildrop_dir(q.path());
     std::fs::write(md.join(".tmp.1.1"), b"partial").unwrap();
     let kept = deposit(q.path(), &sample()).unwrap();
@@ -367,14 +367,14 @@ fn deposit_without_maildrop_fails_cleanly() {
 fn ensure_dir_permissions() {
     let q = TempDir::new("perms");
     let queue = q.path().join("queue");
-    ensure_dir(&queue, "postfix").unwrap();
+    ensure_dir(&queue, "postfix", "postdrop").unwrap();
     let meta = std::fs::metadata(maildrop_dir(&queue)).unwrap();
     let mode = meta.permissions().mode() & 0o7777;
     // SAFETY: geteuid() cannot fail.
     if unsafe { libc::geteuid() } == 0 {
         // Root: the queue directory is root's, so the maildrop belongs to
         // mail_owner, or stays private to root when there is no such user.
-        assert!(mode == 0o730 || mode == 0o700, "{mode:o}");
+        assert!(mode == 0o1730 || mode == 0o700, "{mode:o}");
         assert_eq!(mode & 0o007, 0, "never world-accessible");
     } else {
         assert_eq!(mode, 0o700);
@@ -382,7 +382,7 @@ fn ensure_dir_permissions() {
         assert_eq!(meta.uid(), unsafe { libc::getuid() });
     }
     // Idempotent, and an existing directory is left alone.
-    ensure_dir(&queue, "postfix").unwrap();
+    ensure_dir(&queue, "postfix", "postdrop").unwrap();
     assert_eq!(
         std::fs::metadata(maildrop_dir(&queue))
             .unwrap()
@@ -400,7 +400,7 @@ fn ensure_dir_as_root_with_unknown_mail_owner_stays_private() {
         return;
     }
     let q = TempDir::new("noowner");
-    ensure_dir(q.path(), "no-such-user-sluice-test").unwrap();
+    ensure_dir(q.path(), "no-such-user-sluice-test", "postdrop").unwrap();
     let meta = std::fs::metadata(maildrop_dir(q.path())).unwrap();
     assert_eq!(meta.permissions().mode() & 0o7777, 0o700);
     assert_eq!(meta.uid(), 0);
@@ -410,5 +410,32 @@ fn ensure_dir_as_root_with_unknown_mail_owner_stays_private() {
 fn ensure_dir_refuses_a_file_in_the_way() {
     let q = TempDir::new("inway");
     std::fs::write(maildrop_dir(q.path()), b"").unwrap();
-    assert!(ensure_dir(q.path(), "postfix").is_err());
+    assert!(ensure_dir(q.path(), "postfix", "postdrop").is_err());
+}
+
+#[test]
+fn line_breaks_and_nul_in_envelope_fields_are_refused() {
+    type Poison = fn(&mut MaildropMessage);
+    let cases: [(&str, Poison); 6] = [
+        ("sender CR", |m| m.envelope.sender.push('\r')),
+        ("sender NUL", |m| m.envelope.sender.push('\0')),
+        ("recipient LF", |m| {
+            m.envelope.recipients[0].address.push_str("\nX-Forged: 1")
+        }),
+        ("orcpt LF", |m| {
+            m.envelope.recipients[0].orcpt = Some("rfc822;a@b\n".into())
+        }),
+        ("envid CR", |m| m.envelope.mail.envid = Some("id\r".into())),
+        ("fullname LF", |m| m.fullname = Some("Eve\nFrom: x".into())),
+    ];
+    for (what, poison) in cases {
+        let mut m = sample();
+        poison(&mut m);
+        assert!(check_envelope(&m).is_err(), "{what}");
+        assert!(
+            matches!(decode(&encode(&m)), Err(MaildropError::Malformed(_))),
+            "{what}"
+        );
+    }
+    assert!(check_envelope(&sample()).is_ok());
 }

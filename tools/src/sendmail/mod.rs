@@ -9,11 +9,15 @@
 //!
 //! **Trust.** The invoking user and everything they give (arguments,
 //! input) are untrusted; the configuration directory is trusted. Nothing
-//! is set-uid: the user needs write access to the maildrop, which is theirs
-//! for a private instance and group `postdrop`'s on a system one.
+//! is set-uid or set-gid here: a user who may write the maildrop (its
+//! owner, root, a private instance's user) deposits directly; anyone else
+//! goes through the small setgid `postdrop` program ([`submit`],
+//! [`crate::postdrop`]), as with Postfix. NUL, CR and LF in any envelope
+//! field (sender, recipients, ENVID, full name) are refused (65) before
+//! anything is written.
 //!
 //! **Touches.** Reads main.cf; creates `maildrop/` if missing and writes
-//! one file per message into it.
+//! one file per message into it, or runs postdrop to.
 //!
 //! **Limits.** `message_size_limit` bounds what is read from standard
 //! input (and each `-bs` message).
@@ -48,6 +52,7 @@ mod addrlist;
 mod input;
 pub mod options;
 mod smtp;
+mod submit;
 #[cfg(test)]
 mod tests;
 
@@ -316,37 +321,48 @@ fn enqueue(diag: &mut Diag<'_>, opts: &Options, config: &Config, stdin: &mut dyn
         },
         content,
     };
-    match maildrop::deposit(&config.params.queue_directory, &message) {
+    if let Err(e) = maildrop::check_envelope(&message) {
+        return diag.fatal(exit::DATAERR, &format!("{who}: {e}"));
+    }
+    match submit::submit(config, &message, diag.stderr) {
         Ok(_) => exit::OK,
-        Err(e) => diag.fatal(
-            if e.kind() == io::ErrorKind::PermissionDenied {
-                exit::NOPERM
-            } else {
-                exit::TEMPFAIL
-            },
-            &format!("{who}: error writing queue file: {e}"),
-        ),
+        Err(e) => submit_failed(diag, &who, e),
     }
 }
 
-/// Creates the maildrop if needed; a failure is fatal (77 when it is a
-/// permission problem, else 69: the queue is unavailable).
+/// The exit for a message that was not deposited.
+fn submit_failed(diag: &mut Diag<'_>, who: &str, e: submit::SubmitError) -> i32 {
+    match e {
+        submit::SubmitError::Io(e) => diag.fatal(
+            exit::TEMPFAIL,
+            &format!("{who}: error writing queue file: {e}"),
+        ),
+        submit::SubmitError::NoPostdrop(why) => diag.fatal(
+            exit::NOPERM,
+            &format!("{who}: cannot write the maildrop, and {why}"),
+        ),
+        // postdrop said why on standard error.
+        submit::SubmitError::Postdrop(code) => code,
+    }
+}
+
+/// Creates the maildrop if needed. A permission problem is not fatal here
+/// (postdrop will write the file); anything else is (69: the queue is
+/// unavailable).
 fn ensure_maildrop(diag: &mut Diag<'_>, config: &Config, who: &str) -> Result<(), i32> {
     let queue_dir = &config.params.queue_directory;
-    maildrop::ensure_dir(queue_dir, &config.params.mail_owner).map_err(|e| {
-        let code = if e.kind() == io::ErrorKind::PermissionDenied {
-            exit::NOPERM
-        } else {
-            exit::UNAVAILABLE
-        };
-        diag.fatal(
-            code,
+    let params = &config.params;
+    match maildrop::ensure_dir(queue_dir, &params.mail_owner, &params.setgid_group) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Ok(()),
+        Err(e) => Err(diag.fatal(
+            exit::UNAVAILABLE,
             &format!(
                 "{who}: cannot use the maildrop {}: {e}",
                 maildrop::maildrop_dir(queue_dir).display()
             ),
-        )
-    })
+        )),
+    }
 }
 
 /// `authorized_submit_users`: may this user submit mail? (No exception

@@ -23,7 +23,7 @@ use sluice_protocols::smtp::server::{AcceptAll, ServerConfig, Session, Want};
 use sluice_protocols::smtp::BareNewline;
 use sluice_storage::maildrop::{self, MaildropMessage};
 
-use super::{exit, now_us, Diag};
+use super::{exit, now_us, submit, Diag};
 
 /// Bytes read from standard input at a time.
 const READ_CHUNK: usize = 64 * 1024;
@@ -58,7 +58,6 @@ pub(super) fn run(
     stdin: &mut dyn Read,
     stdout: &mut dyn Write,
 ) -> i32 {
-    let queue_dir = &config.params.queue_directory;
     let mut session = Session::new(Rc::new(server_config(config)));
     session.greet();
     let mut pending: Vec<u8> = Vec::new();
@@ -78,13 +77,26 @@ pub(super) fn run(
                         envelope: msg.envelope,
                         content: msg.content,
                     };
-                    maildrop::deposit(queue_dir, &m).map_err(|e| {
-                        diag.warn(&format!("uid={uid}: error writing queue file: {e}"));
+                    if let Err(e) = maildrop::check_envelope(&m) {
+                        diag.warn(&format!("uid={uid}: {e}"));
+                        return Err(write_error_reply());
+                    }
+                    submit::submit(config, &m, diag.stderr).map_err(|e| {
+                        match e {
+                            submit::SubmitError::Io(e) => {
+                                diag.warn(&format!("uid={uid}: error writing queue file: {e}"))
+                            }
+                            submit::SubmitError::NoPostdrop(why) => diag
+                                .warn(&format!("uid={uid}: cannot write the maildrop, and {why}")),
+                            submit::SubmitError::Postdrop(code) => {
+                                diag.warn(&format!("uid={uid}: postdrop exited with status {code}"))
+                            }
+                        }
                         write_error_reply()
                     })
                 });
             match result {
-                Ok(path) => session.message_done(Ok(&queue_id_of(&path))),
+                Ok(name) => session.message_done(Ok(&name)),
                 Err(reply) => session.message_done(Err(reply)),
             }
         }
@@ -126,12 +138,6 @@ fn write_error_reply() -> Reply {
 }
 
 /// The maildrop file name, shown as the queue ID.
-fn queue_id_of(path: &std::path::Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
 fn flush(out: &mut dyn Write, buf: &mut Vec<u8>) -> io::Result<()> {
     if !buf.is_empty() {
         out.write_all(buf)?;
