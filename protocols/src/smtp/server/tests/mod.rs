@@ -6,6 +6,7 @@
 //! `QID1`, `QID2`, … — so any input can be replayed in any split.
 
 mod bdat;
+mod budget;
 mod limits;
 mod pipelining;
 mod props;
@@ -62,7 +63,12 @@ impl T {
     }
 
     pub fn with(cfg: ServerConfig) -> T {
-        let mut s = Session::new(Rc::new(cfg));
+        T::with_budget(cfg, super::Budget::unlimited())
+    }
+
+    /// A session whose content is reserved on `budget`.
+    pub fn with_budget(cfg: ServerConfig, budget: super::Budget) -> T {
+        let mut s = Session::with_budget(Rc::new(cfg), budget);
         s.greet();
         s.output().clear();
         T {
