@@ -155,6 +155,9 @@ pub static PARAMS: &[Param] = &[
     p("resolve_dequoted_address", "yes", Bool),
     p("sender_bcc_maps", "", List),
     p("sender_canonical_maps", "", List),
+    // Sluice: memory for message content in flight in smtpd (all shards
+    // together, split evenly); beyond it 451 4.3.0. 0 = unlimited.
+    p("sluice_inflight_memory_limit", "1g", Size),
     // Sluice: DNS servers as ip:port (empty = the nameservers of /etc/resolv.conf).
     p("sluice_nameservers", "", List),
     // Sluice: the size of one queue-log segment file.

@@ -22,10 +22,15 @@
 //!
 //! **Growth.** [`Content`] grows its buffer in steps (doubling from 4 KiB,
 //! then 1 MiB at a time; smaller steps when the budget is nearly spent)
-//! with `reserve_exact`, and reserves exactly the
-//! capacity it asks for, so what is counted is what is allocated, not only
+//! with `reserve_exact`, so what is counted is what is allocated, not only
 //! what was received; a buffer is never more than one step (1 MiB) larger
 //! than its content.
+//!
+//! **Twice.** A buffer's capacity is reserved twice ([`COPIES`]): once for
+//! itself and once for the copy cleanup makes when the message is stored
+//! (content plus new headers, which the commit encodes once more after the
+//! original is gone). So the limit bounds the real peak, and a message
+//! that was received whole is never refused for memory afterwards.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -34,6 +39,9 @@ use std::rc::Rc;
 const STEP_MIN: usize = 4 * 1024;
 /// The largest content buffer step: the most a buffer exceeds its content.
 const STEP_MAX: usize = 1024 * 1024;
+/// Bytes reserved per byte of content buffer: the buffer and the copy made
+/// while the message is stored.
+pub const COPIES: u64 = 2;
 
 /// A shard's byte budget for message content; cheap to clone (shared).
 #[derive(Clone, Debug)]
@@ -42,7 +50,9 @@ pub struct Budget(Rc<Account>);
 #[derive(Debug)]
 struct Account {
     /// 0 = unlimited.
-    limit: u64,
+    limit: Cell<u64>,
+    /// Messages refused for want of room, for the log.
+    refusals: Cell<u64>,
     used: Cell<u64>,
 }
 
@@ -51,8 +61,9 @@ impl Budget {
     /// for size limits).
     pub fn new(limit: u64) -> Budget {
         Budget(Rc::new(Account {
-            limit,
+            limit: Cell::new(limit),
             used: Cell::new(0),
+            refusals: Cell::new(0),
         }))
     }
 
@@ -63,7 +74,18 @@ impl Budget {
 
     /// The limit in bytes (0 = unlimited).
     pub fn limit(&self) -> u64 {
-        self.0.limit
+        self.0.limit.get()
+    }
+
+    /// A new limit (configuration reload). Reservations already made stay;
+    /// a lower limit only refuses growth until they are released.
+    pub fn set_limit(&self, limit: u64) {
+        self.0.limit.set(limit);
+    }
+
+    /// How many times a content buffer could not grow (a message refused).
+    pub fn refusals(&self) -> u64 {
+        self.0.refusals.get()
     }
 
     /// Bytes reserved now, by all reservations together.
@@ -84,7 +106,8 @@ impl Budget {
         let Some(after) = used.checked_add(n) else {
             return false;
         };
-        if self.0.limit > 0 && after > self.0.limit {
+        let limit = self.0.limit.get();
+        if limit > 0 && after > limit {
             return false;
         }
         self.0.used.set(after);
@@ -158,7 +181,8 @@ impl ContentSink for Vec<u8> {
     }
 }
 
-/// A content buffer whose capacity is reserved on a [`Budget`].
+/// A content buffer whose capacity is reserved ([`COPIES`] times) on a
+/// [`Budget`].
 #[derive(Debug)]
 pub struct Content {
     bytes: Vec<u8>,
@@ -196,20 +220,18 @@ impl Content {
         let mut step = cap.clamp(STEP_MIN, STEP_MAX);
         let target = loop {
             let target = needed.max(cap.saturating_add(step));
-            if self.hold.try_grow((target - cap) as u64) {
+            if self.hold.try_grow((target - cap) as u64 * COPIES) {
                 break target;
             }
             if target == needed {
+                let refusals = &self.hold.budget.0.refusals;
+                refusals.set(refusals.get() + 1);
                 return false;
             }
             step /= 2;
         };
         self.bytes.reserve_exact(target - self.bytes.len());
-        // The allocator may round up; count what we really hold.
-        let got = self.bytes.capacity() as u64;
-        if got > self.hold.bytes() {
-            let _ = self.hold.try_grow(got - self.hold.bytes());
-        }
+        debug_assert!(self.bytes.capacity() as u64 * COPIES <= self.hold.bytes());
         true
     }
 
