@@ -29,8 +29,10 @@
 //! **Twice.** A buffer's capacity is reserved twice ([`COPIES`]): once for
 //! itself and once for the copy cleanup makes when the message is stored
 //! (content plus new headers, which the commit encodes once more after the
-//! original is gone). So the limit bounds the real peak, and a message
-//! that was received whole is never refused for memory afterwards.
+//! original is gone). So a message that was received whole is never
+//! refused for memory afterwards. Not counted: the commit's batch buffer
+//! (which holds the encoded records of a batch) and allocator slack;
+//! measured, they add about half the limit at worst.
 
 use std::cell::Cell;
 use std::rc::Rc;
