@@ -39,6 +39,11 @@ use crate::qmgr::backoff::{self, BackoffParams};
 /// while the incoming queue is shorter than this; past it they are read
 /// back from the log when their turn comes (bounded memory).
 const FRESH_CONTENT_LIMIT: usize = 1024;
+/// ... and while the content they keep is under this many bytes: without
+/// it, 1024 arrivals of `message_size_limit` would pin 10 GB after smtpd's
+/// in-flight budget (`sluice_inflight_memory_limit`) let them go. Reading a
+/// just-written record back costs a page-cache read.
+const FRESH_CONTENT_BYTES: usize = 64 << 20;
 /// Longest sleep of the feeder when nothing is due (it wakes earlier on
 /// every arrival and outcome).
 const IDLE_TICK: Duration = Duration::from_secs(1);
@@ -74,6 +79,8 @@ pub struct Active {
     params: RefCell<Rc<ActiveParams>>,
     router: RefCell<Option<Rc<dyn Router>>>,
     incoming: RefCell<VecDeque<(QueueId, Option<Box<MessageRecord>>)>>,
+    /// Content bytes kept in `incoming` (bounded by FRESH_CONTENT_BYTES).
+    fresh_bytes: Cell<usize>,
     deferred: RefCell<BTreeSet<(u64, QueueId)>>,
     in_flight: RefCell<HashMap<QueueId, Flight>>,
     /// Messages that got their delay notice (delay_warning_time).
@@ -100,6 +107,7 @@ impl Active {
             params: RefCell::new(Rc::new(params)),
             router: RefCell::new(None),
             incoming: RefCell::new(VecDeque::new()),
+            fresh_bytes: Cell::new(0),
             deferred: RefCell::new(BTreeSet::new()),
             in_flight: RefCell::new(HashMap::new()),
             delay_warned: RefCell::new(hashbrown::HashSet::new()),
@@ -165,7 +173,11 @@ impl Active {
     /// A message smtpd (or pickup, or bounce) just made durable.
     pub fn accept_new(&self, rec: MessageRecord) {
         let mut q = self.incoming.borrow_mut();
-        let keep = q.len() < FRESH_CONTENT_LIMIT;
+        let bytes = self.fresh_bytes.get() + rec.content.len();
+        let keep = q.len() < FRESH_CONTENT_LIMIT && bytes <= FRESH_CONTENT_BYTES;
+        if keep {
+            self.fresh_bytes.set(bytes);
+        }
         q.push_back((rec.qid.clone(), keep.then(|| Box::new(rec))));
         drop(q);
         self.wake();
@@ -209,7 +221,12 @@ impl Active {
             let (_, q) = self.deferred.borrow_mut().pop_first()?;
             Some((q, None))
         } else {
-            self.incoming.borrow_mut().pop_front()
+            let next = self.incoming.borrow_mut().pop_front();
+            if let Some((_, Some(rec))) = &next {
+                let kept = self.fresh_bytes.get();
+                self.fresh_bytes.set(kept.saturating_sub(rec.content.len()));
+            }
+            next
         }
     }
 

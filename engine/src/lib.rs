@@ -40,5 +40,6 @@ pub mod shard;
 pub mod signal;
 pub mod smtpd;
 pub mod smtpd_check;
+pub mod smtpd_input;
 pub mod supervise;
 pub mod user_acl;

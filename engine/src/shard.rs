@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use hashbrown::HashMap;
 use sluice_agents::cleanup::CleanupParams;
 use sluice_agents::resolve::ResolveParams;
+use sluice_protocols::smtp::server::Budget;
 use sluice_storage::log::{LogOptions, ShardLog};
 use sluice_storage::qid::QidGenerator;
 
@@ -165,9 +166,28 @@ pub struct Shard {
     /// Spare socket read buffers: a new connection per message (the common
     /// smtp-source pattern) would otherwise allocate and zero one each time.
     read_buffers: RefCell<Vec<Vec<u8>>>,
+    /// This shard's share of `sluice_inflight_memory_limit`: the message
+    /// content its smtpd sessions may hold.
+    pub content_budget: Budget,
 }
 
-/// Spare read buffers kept per shard (64 KiB each).
+/// A shard's share of `sluice_inflight_memory_limit` (0 = unlimited).
+/// Each shard owns its share, so no count is shared between threads; the
+/// price is that one shard may refuse while another has room. A share is
+/// never below twice `message_size_limit` (a message and its cleaned copy),
+/// so that a message of the largest size can always be received: were it
+/// smaller, such messages would get 451 4.3.0 forever (`MainParams` warns
+/// when this floor raises the configured total).
+pub fn content_share(p: &MainParams) -> u64 {
+    match p.sluice_inflight_memory_limit {
+        0 => 0,
+        limit => (limit / p.sluice_shards.max(1) as u64)
+            .max(p.smtpd.message_size_limit.saturating_mul(2))
+            .max(1),
+    }
+}
+
+/// Spare large read buffers kept per shard (64 KiB each, `smtpd_input::READ_MAX`).
 const SPARE_READ_BUFFERS: usize = 64;
 
 /// Removes a session from the shard's table when its task ends.
@@ -217,6 +237,7 @@ impl Shard {
     /// deliveries use it; nothing in flight is dropped.
     fn apply_reload(&self, r: &ReloadSet) {
         *self.params.borrow_mut() = Rc::new(r.params.clone());
+        self.content_budget.set_limit(content_share(&r.params));
         *self.cleanup.borrow_mut() = Rc::new(r.services.cleanup.clone());
         *self.resolve.borrow_mut() = Rc::new(r.services.resolve.clone());
         let hostname = r.params.myhostname.clone();
@@ -395,6 +416,7 @@ pub async fn run(spec: ShardSpec, ready: impl FnOnce(Result<(), String>)) {
         sessions: RefCell::new(HashMap::new()),
         next_session: Cell::new(0),
         read_buffers: RefCell::new(Vec::new()),
+        content_budget: Budget::new(content_share(&spec.params)),
     });
     let committer_task = glommio::spawn_local(committer.clone().run());
     let active_task = glommio::spawn_local(active.clone().run());

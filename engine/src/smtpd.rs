@@ -9,16 +9,19 @@
 //!
 //! Trust: everything from the socket is hostile. Bounds: the session caps
 //! command lines at `line_length_limit` and content at
-//! `message_size_limit`; the driver's own buffer holds at most one read
-//! plus one unfinished command line; every read waits at most
-//! `smtpd_timeout`.
+//! `message_size_limit`, and reserves content on the shard's
+//! `sluice_inflight_memory_limit` budget before holding it (451 4.3.0
+//! beyond it; the reservation lives until the commit returned); the
+//! driver's own buffer ([`crate::smtpd_input`]) is 4 KiB while a client is
+//! idle and at most one 64 KiB read plus one unfinished command line while
+//! it streams; every read waits at most `smtpd_timeout`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use sluice_agents::cleanup::{cleanup, CleanupInput, Origin};
 use sluice_protocols::envelope::{ClientInfo, Protocol};
@@ -31,10 +34,7 @@ use crate::commit::CommitError;
 use crate::config::SmtpdParams;
 use crate::shard::Shard;
 use crate::smtpd_check::check_recipient;
-
-/// Size of one socket read. 64 KiB takes a 4 KiB message (and its
-/// pipelined commands) in one read and a 100 KiB one in two.
-const READ_CHUNK: usize = 64 * 1024;
+use crate::smtpd_input::{Input, ReadOutcome};
 
 /// One listener's view: its smtpd parameters (main.cf plus `-o` overrides).
 pub struct SmtpdService {
@@ -150,14 +150,6 @@ fn pending_before_greeting(stream: &TcpStream) -> Option<Vec<u8>> {
     (n > 0).then(|| buf[..n as usize].to_vec())
 }
 
-enum ReadOutcome {
-    Data(usize),
-    Eof,
-    Timeout,
-    Shutdown,
-    Error(std::io::Error),
-}
-
 /// Serve one SMTP connection to the end.
 pub async fn serve(shard: Rc<Shard>, service: Rc<SmtpdService>, mut stream: TcpStream) {
     let peer: SocketAddr = match stream.peer_addr() {
@@ -181,7 +173,7 @@ pub async fn serve(shard: Rc<Shard>, service: Rc<SmtpdService>, mut stream: TcpS
         protocol: Protocol::Smtp,
     };
     tracing::info!(target: "smtpd", "connect from {}", client.display());
-    let mut session = Session::new(service.server.clone());
+    let mut session = Session::with_budget(service.server.clone(), shard.content_budget.clone());
     let limits = &service.params.client_limits;
     let (_anvil, admitted) = anvil::client::connect(
         &shard.anvil,
@@ -202,17 +194,16 @@ pub async fn serve(shard: Rc<Shard>, service: Rc<SmtpdService>, mut stream: TcpS
         );
         return;
     }
-    let mut inbuf: Vec<u8> = Vec::new();
-    let mut rbuf = shard.take_read_buffer(READ_CHUNK);
+    let mut input = Input::new(shard.clone());
 
     if service.server.forbid_unauth_pipelining {
         if let Some(early) = pending_before_greeting(&stream) {
             // Hand the early bytes to the session before the greeting: it
             // answers 554 5.5.0 and asks us to close.
-            inbuf.extend_from_slice(&early);
+            input.push_early(&early);
         }
     }
-    if inbuf.is_empty() {
+    if input.is_empty() {
         session.greet();
     }
 
@@ -221,14 +212,18 @@ pub async fn serve(shard: Rc<Shard>, service: Rc<SmtpdService>, mut stream: TcpS
         // Feed what we have; a complete message is stored before we go on.
         let mut pos = 0;
         loop {
+            let refusals = shard.content_budget.refusals();
             let p = {
                 let mut policy = RelayPolicy {
                     shard: &shard,
                     service: &service,
                     client: &client,
                 };
-                session.receive(&inbuf[pos..], &mut policy)
+                session.receive(&input.pending()[pos..], &mut policy)
             };
+            if shard.content_budget.refusals() != refusals {
+                log_no_memory(&shard, &client);
+            }
             pos += p.consumed;
             if !pipelining_logged {
                 if let Some(after) = session.improper_pipelining() {
@@ -262,15 +257,15 @@ pub async fn serve(shard: Rc<Shard>, service: Rc<SmtpdService>, mut stream: TcpS
                 }
             }
         }
-        inbuf.drain(..pos);
+        input.consume(pos);
         if let Some(d) = session.reply_delay() {
             glommio::timer::sleep(d).await;
         }
         if flush(&mut stream, &mut session).await.is_err() {
             break;
         }
-        match read_some(&shard, &mut stream, &mut rbuf).await {
-            ReadOutcome::Data(n) => inbuf.extend_from_slice(&rbuf[..n]),
+        match input.read(&mut stream).await {
+            ReadOutcome::Data => {}
             ReadOutcome::Eof => {
                 tracing::info!(target: "smtpd", "lost connection after {} from {}", session.last_command(), client.display());
                 break;
@@ -293,7 +288,7 @@ pub async fn serve(shard: Rc<Shard>, service: Rc<SmtpdService>, mut stream: TcpS
         }
     }
     let _ = stream.close().await;
-    shard.return_read_buffer(rbuf);
+    drop(input);
     tracing::info!(
         target: "smtpd",
         "disconnect from {} {}",
@@ -302,17 +297,18 @@ pub async fn serve(shard: Rc<Shard>, service: Rc<SmtpdService>, mut stream: TcpS
     );
 }
 
-/// One read; the socket's own timeout (smtpd_timeout, set at accept) ends
-/// a silent client's wait.
-async fn read_some(shard: &Shard, stream: &mut TcpStream, rbuf: &mut [u8]) -> ReadOutcome {
-    match stream.read(rbuf).await {
-        // At the drain deadline the shard shuts our read side: say 421.
-        Ok(0) if shard.shutdown.is_forced() => ReadOutcome::Shutdown,
-        Ok(0) => ReadOutcome::Eof,
-        Ok(n) => ReadOutcome::Data(n),
-        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => ReadOutcome::Timeout,
-        Err(e) => ReadOutcome::Error(e),
-    }
+/// A message's content did not fit in the shard's budget: the session
+/// reads it to its end and answers 451 4.3.0; the operator learns why.
+fn log_no_memory(shard: &Shard, client: &ClientInfo) {
+    let budget = &shard.content_budget;
+    tracing::warn!(
+        target: "smtpd",
+        "warning: {}: message content refused: in-flight memory limit reached ({} of {} bytes on shard {}; sluice_inflight_memory_limit)",
+        client.display(),
+        budget.used(),
+        budget.limit(),
+        shard.id
+    );
 }
 
 async fn flush(stream: &mut TcpStream, session: &mut Session) -> std::io::Result<()> {
@@ -327,6 +323,11 @@ async fn flush(stream: &mut TcpStream, session: &mut Session) -> std::io::Result
 
 /// Cleanup, commit, and tell the session the outcome.
 async fn store_message(shard: &Shard, session: &mut Session, client: &mut ClientInfo) {
+    // The content's memory stays reserved until the commit returned (on
+    // every way out of this function, by drop). It covers the content
+    // twice: cleanup's copy, then the commit's encoding of that copy once
+    // the original is dropped.
+    let _held = session.take_reservation();
     let Some(msg) = session.take_message() else {
         session.message_done(Err(Reply::new(451, (4, 3, 0), "Error: internal error")));
         return;
@@ -336,6 +337,7 @@ async fn store_message(shard: &Shard, session: &mut Session, client: &mut Client
     let arrival_us = now_us();
     let qid = shard.qidgen.borrow_mut().next(arrival_us);
     let mut envelope = msg.envelope;
+    let content = msg.content;
     let cleaned = cleanup(
         &shard.cleanup(),
         CleanupInput {
@@ -343,9 +345,10 @@ async fn store_message(shard: &Shard, session: &mut Session, client: &mut Client
             arrival_secs: (arrival_us / 1_000_000) as i64,
             origin: Origin::Smtp { client },
             envelope: &mut envelope,
-            content: &msg.content,
+            content: &content,
         },
     );
+    drop(content);
     let cleaned = match cleaned {
         Ok(c) => c,
         Err(e) => {

@@ -228,6 +228,9 @@ pub static PARAMS: &[Param] = &[
     p("sender_canonical_maps", "", List, REWRITE),
     // The group of the setgid submission program (postdrop).
     p("setgid_group", "postdrop", Str, INSTANCE),
+    // Sluice: memory for message content in flight in smtpd (all shards
+    // together, split evenly); beyond it 451 4.3.0. 0 = unlimited.
+    p("sluice_inflight_memory_limit", "1g", Size, INSTANCE),
     // Sluice: DNS servers as ip:port (empty = the nameservers of /etc/resolv.conf).
     p("sluice_nameservers", "", List, INSTANCE),
     // Sluice: the size of one queue-log segment file.

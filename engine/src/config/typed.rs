@@ -57,6 +57,9 @@ pub struct MainParams {
     /// Resolved: 0 in main.cf means one shard per online CPU.
     pub sluice_shards: usize,
     pub sluice_segment_size: u64,
+    /// Bytes of message content smtpd may hold in memory, all shards
+    /// together (each shard gets an equal share); 0 = unlimited.
+    pub sluice_inflight_memory_limit: u64,
     pub enable_long_queue_ids: bool,
     pub always_add_missing_headers: bool,
     /// anvil's rate window (anvil_rate_time_unit, 60s).
@@ -158,6 +161,12 @@ impl MainParams {
             return Err(main.bad_value("myhostname", "bad parameter value"));
         }
         let shards = main.get_int("sluice_shards")?;
+        let shards_resolved = if shards == 0 {
+            facts.online_cpus
+        } else {
+            usize::try_from(shards)
+                .map_err(|_| main.bad_value("sluice_shards", "bad numerical configuration"))?
+        };
         if !main
             .get_list("parent_domain_matches_subdomains")?
             .iter()
@@ -188,12 +197,7 @@ impl MainParams {
             smtpd: SmtpdParams::from_main(main)?,
             hopcount_limit: main.get_number("hopcount_limit", 1)?,
             header_size_limit: main.get_number("header_size_limit", 1)?,
-            sluice_shards: if shards == 0 {
-                facts.online_cpus
-            } else {
-                usize::try_from(shards)
-                    .map_err(|_| main.bad_value("sluice_shards", "bad numerical configuration"))?
-            },
+            sluice_shards: shards_resolved,
             sluice_segment_size: {
                 let size = main.get_size("sluice_segment_size")?;
                 // A segment must hold a useful batch of records.
@@ -202,6 +206,7 @@ impl MainParams {
                 }
                 size
             },
+            sluice_inflight_memory_limit: inflight_memory_limit(main, shards_resolved, warnings)?,
             enable_long_queue_ids: main.get_bool("enable_long_queue_ids")?,
             always_add_missing_headers: main.get_bool("always_add_missing_headers")?,
             anvil_rate_time_unit: main
@@ -224,6 +229,34 @@ impl MainParams {
             resolve,
         }
     }
+}
+
+/// `sluice_inflight_memory_limit`, with a warning when a shard's share is
+/// raised to twice `message_size_limit` (see `shard::content_share`), or
+/// when messages have no size limit and so may not fit at all.
+fn inflight_memory_limit(
+    main: &MainCf,
+    shards: usize,
+    warnings: &mut Vec<String>,
+) -> Result<u64, ConfigError> {
+    let limit = main.get_size("sluice_inflight_memory_limit")?;
+    let size = main.get_int("message_size_limit")?;
+    let share = limit / shards.max(1) as u64;
+    if limit > 0 && size == 0 {
+        warnings.push(format!(
+            "message_size_limit = 0 (unlimited) with sluice_inflight_memory_limit = {limit}: \
+             messages over about {} bytes will always get 451 4.3.0",
+            share / 2
+        ));
+    } else if limit > 0 && share < size.saturating_mul(2) {
+        warnings.push(format!(
+            "sluice_inflight_memory_limit = {limit} gives each of {shards} shards less than \
+             twice message_size_limit = {size}: each shard may hold {} bytes, {} in all",
+            size.saturating_mul(2),
+            size.saturating_mul(2).saturating_mul(shards as u64)
+        ));
+    }
+    Ok(limit)
 }
 
 impl SmtpdParams {

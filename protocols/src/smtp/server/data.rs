@@ -12,6 +12,11 @@
 //! to the real end and refused with `550 5.5.2`). [`BareNewline::No`] is
 //! the pre-3.9 behaviour: any line that is just `.` ends DATA.
 //!
+//! **Memory.** Content goes to a [`ContentSink`]: a plain `Vec`, or a
+//! budgeted [`Content`](super::budget::Content) that can refuse to grow;
+//! then nothing more is stored and the message is refused with
+//! [`Refusal::NoMemory`] once its end is read.
+//!
 //! **Hot path.** No allocation besides growing the content buffer, which
 //! receives whole runs of bytes between `memchr2` hits via
 //! `extend_from_slice`; a typical CRLF line costs one `memchr2` call and two
@@ -19,6 +24,7 @@
 
 use memchr::memchr2;
 
+use super::budget::ContentSink;
 use crate::smtp::BareNewline;
 
 /// Where the scanner is within the current content line. Bytes of a line's
@@ -60,6 +66,9 @@ pub enum Refusal {
     BareCr,
     /// The content exceeded `message_size_limit`.
     TooBig,
+    /// The content sink had no memory for it (the shard's
+    /// `sluice_inflight_memory_limit`): `451 4.3.0`, the client retries.
+    NoMemory,
 }
 
 /// Incremental DATA content scanner; see the module docs.
@@ -70,10 +79,16 @@ pub struct DataScanner {
     /// `message_size_limit`; 0 = unlimited.
     size_limit: u64,
     too_big: bool,
+    /// The sink refused an append; nothing more is stored.
+    no_memory: bool,
     bare_lf: bool,
     bare_cr: bool,
     /// Content bytes seen so far (stored or not), for logs.
     seen: u64,
+    /// Content bytes that count against `message_size_limit` (kept even
+    /// when the sink ran out of memory, so an over-size message still gets
+    /// its permanent 552 rather than a 451 and a retry).
+    stored: u64,
 }
 
 impl DataScanner {
@@ -83,9 +98,11 @@ impl DataScanner {
             mode,
             size_limit,
             too_big: false,
+            no_memory: false,
             bare_lf: false,
             bare_cr: false,
             seen: 0,
+            stored: 0,
         }
     }
 
@@ -95,7 +112,11 @@ impl DataScanner {
     ///
     /// Contract: no I/O, no allocation other than growing `content`; any
     /// split of the input across calls gives the same result.
-    pub fn feed(&mut self, input: &[u8], content: &mut Vec<u8>) -> (usize, Scan) {
+    pub fn feed<S: ContentSink + ?Sized>(
+        &mut self,
+        input: &[u8],
+        content: &mut S,
+    ) -> (usize, Scan) {
         let legacy = self.mode == BareNewline::No;
         let mut i = 0; // next byte to look at
         let mut run = 0; // first byte of `input` not yet stored
@@ -183,19 +204,27 @@ impl DataScanner {
     }
 
     /// Appends `bytes` unless the message is already refused; an append that
-    /// would cross the size limit drops the content instead (oversized input
-    /// changes state, not buffers).
-    fn store(&mut self, content: &mut Vec<u8>, bytes: &[u8]) {
+    /// would cross the size limit, or that the sink has no memory for,
+    /// drops the content instead (oversized input changes state, not
+    /// buffers).
+    fn store<S: ContentSink + ?Sized>(&mut self, content: &mut S, bytes: &[u8]) {
         self.seen += bytes.len() as u64;
         if self.too_big || self.poisoned() {
             return;
         }
-        if self.size_limit > 0 && (content.len() + bytes.len()) as u64 > self.size_limit {
+        self.stored += bytes.len() as u64;
+        if self.size_limit > 0 && self.stored > self.size_limit {
             self.too_big = true;
-            *content = Vec::new();
+            content.discard();
             return;
         }
-        content.extend_from_slice(bytes);
+        if self.no_memory {
+            return;
+        }
+        if !content.append(bytes) {
+            self.no_memory = true;
+            content.discard();
+        }
     }
 
     /// With `BareNewline::Reject`, a bare LF or CR means nothing more needs
@@ -214,7 +243,10 @@ impl DataScanner {
                 return Some(Refusal::BareCr);
             }
         }
-        self.too_big.then_some(Refusal::TooBig)
+        if self.too_big {
+            return Some(Refusal::TooBig);
+        }
+        self.no_memory.then_some(Refusal::NoMemory)
     }
 
     /// Whether a bare LF was seen (for logging in `normalize` mode).

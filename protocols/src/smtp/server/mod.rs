@@ -23,6 +23,11 @@
 //! `smtpd_forbid_bare_newline`, `smtpd_forbid_unauth_pipelining`,
 //! `disable_vrfy_command`.
 //!
+//! **Memory.** A session holds one message's content at a time, reserved
+//! on its shard's [`Budget`] (`sluice_inflight_memory_limit`) before the
+//! buffer grows; beyond the budget the message is read to its end and
+//! refused with `451 4.3.0` (see [`budget`]).
+//!
 //! ```
 //! use std::rc::Rc;
 //! use sluice_protocols::smtp::server::{AcceptAll, ServerConfig, Session, Want};
@@ -41,6 +46,7 @@
 //! per-command counters.
 
 pub mod address;
+pub mod budget;
 pub mod command;
 pub mod data;
 pub mod params;
@@ -55,6 +61,7 @@ use std::time::Duration;
 use crate::envelope::{Envelope, Protocol};
 use crate::smtp::{reply::Reply, BareNewline};
 
+pub use budget::Budget;
 pub use session::Session;
 
 /// Postfix's `smtpd_recipient_overshoot_limit` default: recipients beyond

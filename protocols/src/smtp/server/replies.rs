@@ -42,6 +42,11 @@ pub const NO_VALID_RECIPIENTS: &[u8] = b"554 5.5.1 Error: no valid recipients\r\
 pub const TOO_MANY_RECIPIENTS: &[u8] = b"452 4.5.3 Error: too many recipients\r\n";
 pub const SIZE_EXCEEDS_LIMIT: &[u8] = b"552 5.3.4 Message size exceeds fixed limit\r\n";
 pub const MESSAGE_TOO_BIG: &[u8] = b"552 5.3.4 Error: message file too big\r\n";
+/// Not a Postfix text (Postfix streams content to a queue file and has no
+/// memory budget): the shard's `sluice_inflight_memory_limit` is reached.
+/// Temporary, with Postfix's 4.3.0 for a local resource problem, so the
+/// client keeps the message and retries.
+pub const NO_MEMORY: &[u8] = b"451 4.3.0 Error: insufficient system resources\r\n";
 
 pub const VRFY_DISABLED: &[u8] = b"502 5.5.1 VRFY command is disabled\r\n";
 pub const ETRN_IN_TRANSACTION: &[u8] = b"503 Error: MAIL transaction in progress\r\n";

@@ -25,6 +25,7 @@ use std::time::Duration;
 use memchr::memchr;
 
 use super::address::{parse_path, valid_hostname};
+use super::budget::{Budget, Content, ContentSink, Reservation};
 use super::command::{is_forbidden, tokenize, Token, Verb};
 use super::data::{DataScanner, Refusal, Scan};
 use super::params::{parse_mail_params, parse_rcpt_params, printable};
@@ -45,6 +46,10 @@ const CONTENT_RESERVE_MAX: u64 = 256 * 1024;
 /// One SMTP server conversation; see the module docs of `smtp::server`.
 pub struct Session {
     cfg: Rc<ServerConfig>,
+    /// The shard's memory budget for message content.
+    budget: Budget,
+    /// The finished message's memory, until the owner takes it or reports.
+    held: Option<Reservation>,
     out: Vec<u8>,
     input: Input,
     greeted: bool,
@@ -102,6 +107,8 @@ enum ChunkFate {
     NeedRcpt,
     NoValidRecipients,
     TooBig,
+    /// No memory for the chunk in the budget: read and drop it, `451 4.3.0`.
+    NoMemory,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -113,7 +120,7 @@ enum Awaiting {
 #[derive(Debug)]
 struct Transaction {
     envelope: Envelope,
-    content: Vec<u8>,
+    content: Content,
     /// Recipients refused for `smtpd_recipient_limit` so far.
     overshoot: u32,
     /// BDAT chunks were received (DATA is then refused).
@@ -138,9 +145,18 @@ enum Outcome {
 }
 
 impl Session {
+    /// A session whose message content is not budgeted (tests, tools).
     pub fn new(cfg: Rc<ServerConfig>) -> Session {
+        Session::with_budget(cfg, Budget::unlimited())
+    }
+
+    /// A session whose message content is reserved on `budget` as it
+    /// arrives (see [`super::budget`]).
+    pub fn with_budget(cfg: Rc<ServerConfig>, budget: Budget) -> Session {
         Session {
             cfg,
+            budget,
+            held: None,
             out: Vec::with_capacity(512),
             input: Input::Command,
             greeted: false,
@@ -225,6 +241,15 @@ impl Session {
         self.message.take()
     }
 
+    /// The reservation covering the finished message's content: the owner
+    /// keeps it (and may grow it for its own copies) while it stores the
+    /// message. Left here, it is released by [`Session::message_done`].
+    pub fn take_reservation(&mut self) -> Reservation {
+        self.held
+            .take()
+            .unwrap_or_else(|| self.budget.reservation())
+    }
+
     /// Queue the reply for the message: Ok(qid) => "250 2.0.0 Ok: queued as QID"
     /// (after BDAT, Postfix's "250 2.0.0 Ok: N bytes queued as QID"); Err(reply) => reply.
     /// A successful queue resets the error counters. Without a message outstanding it does nothing.
@@ -233,6 +258,7 @@ impl Session {
             return;
         };
         self.message = None;
+        self.held = None;
         let verb = match kind {
             Awaiting::Data => Verb::Data,
             Awaiting::Bdat { .. } => Verb::Bdat,
@@ -409,7 +435,7 @@ impl Session {
         // Invariant: DATA is accepted only inside a transaction; should it
         // ever be missing, the content goes nowhere.
         let mut nowhere = Vec::new();
-        let content = match self.txn.as_mut() {
+        let content: &mut dyn ContentSink = match self.txn.as_mut() {
             Some(txn) => &mut txn.content,
             None => &mut nowhere,
         };
@@ -426,6 +452,7 @@ impl Session {
                 Refusal::BareLf => BARE_LF,
                 Refusal::BareCr => BARE_CR,
                 Refusal::TooBig => MESSAGE_TOO_BIG,
+                Refusal::NoMemory => NO_MEMORY,
             });
             self.txn = None;
             self.stats.record(Verb::Data, false);
@@ -450,7 +477,9 @@ impl Session {
         let take = chunk.remaining.min(available) as usize;
         if chunk.fate == ChunkFate::Store {
             if let Some(txn) = self.txn.as_mut() {
-                txn.content.extend_from_slice(&input[pos..pos + take]);
+                // Room for the whole chunk was reserved at the BDAT command.
+                let stored = txn.content.append(&input[pos..pos + take]);
+                debug_assert!(stored, "BDAT chunk bytes beyond the reserved room");
             }
         }
         chunk.remaining -= take as u64;
@@ -470,6 +499,10 @@ impl Session {
             ChunkFate::TooBig => {
                 self.txn = None;
                 MESSAGE_TOO_BIG
+            }
+            ChunkFate::NoMemory => {
+                self.txn = None;
+                NO_MEMORY
             }
             ChunkFate::Store => {
                 let Some(txn) = self.txn.as_mut() else {
@@ -527,10 +560,12 @@ impl Session {
         self.error_count = self.error_count.saturating_add(1);
     }
 
-    fn finish(&self, txn: Transaction) -> Message {
+    fn finish(&mut self, txn: Transaction) -> Message {
+        let (content, hold) = txn.content.into_parts();
+        self.held = Some(hold);
         Message {
             envelope: txn.envelope,
-            content: txn.content,
+            content,
             helo: self.helo.clone(),
             protocol: self.protocol(),
         }
@@ -737,7 +772,7 @@ impl Session {
                 recipients: Vec::new(),
                 mail,
             },
-            content: Vec::new(),
+            content: Content::new(&self.budget),
             overshoot: 0,
             bdat: false,
         });
@@ -810,7 +845,8 @@ impl Session {
             return self.fail(BDAT_IN_PROGRESS);
         }
         let hint = txn.envelope.mail.size.unwrap_or(0).min(CONTENT_RESERVE_MAX);
-        txn.content.reserve(hint as usize);
+        // Only a hint: without room now, the content is reserved as it comes.
+        let _ = txn.content.try_reserve(hint as usize);
         self.out.extend_from_slice(DATA_GO_AHEAD);
         self.input = Input::Data(DataScanner::new(
             self.cfg.bare_newline,
@@ -833,13 +869,18 @@ impl Session {
             return self.fail(BDAT_SYNTAX);
         };
         let limit = self.cfg.message_size_limit;
-        let fate = match self.txn.as_ref() {
+        let fate = match self.txn.as_mut() {
             None => ChunkFate::NeedRcpt,
             Some(txn) if txn.envelope.recipients.is_empty() => ChunkFate::NoValidRecipients,
             Some(txn) if limit > 0 && (txn.content.len() as u64).saturating_add(size) > limit => {
                 ChunkFate::TooBig
             }
-            Some(_) => ChunkFate::Store,
+            // The chunk's size is declared: reserve its room before reading
+            // it (a size beyond the address space cannot be reserved).
+            Some(txn) => match usize::try_from(size) {
+                Ok(size) if txn.content.try_reserve(size) => ChunkFate::Store,
+                _ => ChunkFate::NoMemory,
+            },
         };
         self.input = Input::Bdat(Chunk {
             size,

@@ -7,6 +7,7 @@
 
 mod adversarial;
 mod bdat;
+mod budget;
 mod limits;
 mod pipelining;
 mod props;
@@ -106,7 +107,12 @@ impl T {
     }
 
     pub fn with(cfg: ServerConfig) -> T {
-        let mut s = Session::new(Rc::new(cfg));
+        T::with_budget(cfg, super::Budget::unlimited())
+    }
+
+    /// A session whose content is reserved on `budget`.
+    pub fn with_budget(cfg: ServerConfig, budget: super::Budget) -> T {
+        let mut s = Session::with_budget(Rc::new(cfg), budget);
         s.greet();
         s.output().clear();
         T {
