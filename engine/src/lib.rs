@@ -32,6 +32,7 @@ pub mod privilege;
 pub mod process_limit;
 pub mod qmgr;
 pub mod runtime;
+pub mod sasl;
 pub mod scache;
 pub mod sd_notify;
 pub mod services;

@@ -26,12 +26,15 @@ use glommio::net::TcpStream;
 use sluice_agents::cleanup::{cleanup, CleanupInput, Origin};
 use sluice_protocols::envelope::{ClientInfo, Protocol};
 use sluice_protocols::smtp::reply::Reply;
-use sluice_protocols::smtp::server::{Policy, RateEvent, ServerConfig, Session, Want};
+use sluice_protocols::smtp::server::{
+    AuthVerdict, Policy, RateEvent, SaslLogin, ServerConfig, Session, Want,
+};
 use sluice_storage::record::{MessageRecord, Record};
 
 use crate::anvil;
 use crate::commit::CommitError;
 use crate::config::SmtpdParams;
+use crate::sasl::{Authenticator, Peer};
 use crate::shard::Shard;
 use crate::smtpd_check::check_recipient;
 use crate::smtpd_input::{Input, ReadOutcome};
@@ -44,6 +47,8 @@ pub struct SmtpdService {
     pub process_limit: u32,
     pub server: Rc<ServerConfig>,
     pub params: SmtpdParams,
+    /// The SASL backend, when `smtpd_sasl_auth_enable = yes`.
+    pub sasl: Option<Authenticator>,
     hostname: String,
 }
 
@@ -67,12 +72,16 @@ impl SmtpdService {
             bare_newline: params.smtpd_forbid_bare_newline,
             forbid_unauth_pipelining: params.smtpd_forbid_unauth_pipelining,
             disable_vrfy: params.disable_vrfy_command,
+            sasl_auth_enable: params.sasl.auth_enable,
+            tls_auth_only: params.sasl.tls_auth_only,
         };
+        let sasl = params.sasl.backend.clone().map(Authenticator::new);
         SmtpdService {
             name: name.to_string(),
             process_limit,
             server: Rc::new(server),
             params,
+            sasl,
             hostname: hostname.to_string(),
         }
     }
@@ -82,17 +91,23 @@ struct RelayPolicy<'a> {
     shard: &'a Shard,
     service: &'a SmtpdService,
     client: &'a ClientInfo,
+    /// The client's SASL login (a copy of the session's).
+    login: Option<&'a SaslLogin>,
 }
 
 impl Policy for RelayPolicy<'_> {
     fn check_recipient(&mut self, sender: &str, recipient: &str) -> Result<(), Reply> {
         let p = self.shard.params();
         let resolve = self.shard.resolve();
-        let ctx = p.relay_context(self.client.addr, &resolve);
+        let mut ctx = p.relay_context(self.client.addr, &resolve);
+        ctx.sasl_username = self.login.map(|l| l.username.as_str());
+        let maps = &self.service.params.sasl.sender_login_maps;
+        ctx.sender_login_maps = (!maps.is_empty()).then_some(maps);
         let verdict = check_recipient(
             &self.service.params.relay_restrictions,
             &self.service.params.recipient_restrictions,
             &ctx,
+            sender,
             recipient,
         );
         if let Err(r) = &verdict {
@@ -208,6 +223,10 @@ pub async fn serve(shard: Rc<Shard>, service: Rc<SmtpdService>, mut stream: TcpS
     }
 
     let mut pipelining_logged = false;
+    let local_addr = stream.local_addr().ok().map(|a| a.ip().to_canonical());
+    // The session's login, copied for the restrictions (the session is
+    // borrowed while they run).
+    let mut login: Option<SaslLogin> = None;
     'conn: loop {
         // Feed what we have; a complete message is stored before we go on.
         let mut pos = 0;
@@ -218,6 +237,7 @@ pub async fn serve(shard: Rc<Shard>, service: Rc<SmtpdService>, mut stream: TcpS
                     shard: &shard,
                     service: &service,
                     client: &client,
+                    login: login.as_ref(),
                 };
                 session.receive(&input.pending()[pos..], &mut policy)
             };
@@ -235,10 +255,29 @@ pub async fn serve(shard: Rc<Shard>, service: Rc<SmtpdService>, mut stream: TcpS
                     );
                 }
             }
+            if let Some(mechanism) = session.take_auth_aborted() {
+                tracing::warn!(
+                    target: "smtpd",
+                    "warning: {}: SASL {} authentication aborted",
+                    client.display(),
+                    mechanism.name()
+                );
+            }
             match p.want {
                 Want::More => break,
                 Want::Message => {
-                    store_message(&shard, &mut session, &mut client).await;
+                    let header = service.params.sasl.authenticated_header;
+                    store_message(&shard, &mut session, &mut client, header).await;
+                }
+                Want::Authenticate => {
+                    let peer = Peer {
+                        client: addr,
+                        local: local_addr,
+                        // Dovecot's `secured`: TLS is active.
+                        secured: session.tls_active(),
+                    };
+                    authenticate(&service, &mut session, &client, peer).await;
+                    login = session.sasl_login().cloned();
                 }
                 Want::Decide(event) => {
                     let answer = anvil::client::decide(
@@ -297,6 +336,53 @@ pub async fn serve(shard: Rc<Shard>, service: Rc<SmtpdService>, mut stream: TcpS
     );
 }
 
+/// Verifies the session's AUTH request with the listener's backend (off
+/// the shard) and logs a failure as Postfix does.
+async fn authenticate(
+    service: &SmtpdService,
+    session: &mut Session,
+    client: &ClientInfo,
+    peer: Peer,
+) {
+    let Some(request) = session.take_auth_request() else {
+        return;
+    };
+    let (mechanism, username) = (request.mechanism, printable(&request.username));
+    let checked = match &service.sasl {
+        Some(sasl) => sasl.authenticate(request, peer).await,
+        // The session asks only when AUTH is enabled, which configures a
+        // backend; should that ever differ, nobody logs in.
+        None => crate::sasl::Checked {
+            verdict: AuthVerdict::Temp {
+                reason: "(reason unavailable)".into(),
+            },
+            problem: Some("SASL: no authentication backend configured".into()),
+        },
+    };
+    if let Some(problem) = &checked.problem {
+        tracing::warn!(target: "smtpd", "warning: {problem}");
+    }
+    match &checked.verdict {
+        AuthVerdict::Ok { .. } => {}
+        AuthVerdict::Fail { reason } | AuthVerdict::Temp { reason } => tracing::warn!(
+            target: "smtpd",
+            "warning: {}: SASL {} authentication failed: {}, sasl_username={}",
+            client.display(),
+            mechanism.name(),
+            reason,
+            username
+        ),
+    }
+    session.auth_done(checked.verdict);
+}
+
+/// Postfix's `printable()` for log lines: control characters become `?`.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
 /// A message's content did not fit in the shard's budget: the session
 /// reads it to its end and answers 451 4.3.0; the operator learns why.
 fn log_no_memory(shard: &Shard, client: &ClientInfo) {
@@ -322,7 +408,12 @@ async fn flush(stream: &mut TcpStream, session: &mut Session) -> std::io::Result
 }
 
 /// Cleanup, commit, and tell the session the outcome.
-async fn store_message(shard: &Shard, session: &mut Session, client: &mut ClientInfo) {
+async fn store_message(
+    shard: &Shard,
+    session: &mut Session,
+    client: &mut ClientInfo,
+    authenticated_header: bool,
+) {
     // The content's memory stays reserved until the commit returned (on
     // every way out of this function, by drop). It covers the content
     // twice: cleanup's copy, then the commit's encoding of that copy once
@@ -346,6 +437,10 @@ async fn store_message(shard: &Shard, session: &mut Session, client: &mut Client
             origin: Origin::Smtp { client },
             envelope: &mut envelope,
             content: &content,
+            authenticated_sender: session
+                .sasl_login()
+                .filter(|_| authenticated_header)
+                .map(|l| l.username.as_str()),
         },
     );
     drop(content);
@@ -375,7 +470,12 @@ async fn store_message(shard: &Shard, session: &mut Session, client: &mut Client
     });
     match shard.committer.commit(&record).await {
         Ok(()) => {
-            tracing::info!(target: "smtpd", "{qid}: client={}", client.display());
+            tracing::info!(
+                target: "smtpd",
+                "{qid}: client={}{}",
+                client.display(),
+                sasl_log_fields(session)
+            );
             tracing::info!(target: "cleanup", "{qid}: message-id={message_id}");
             session.message_done(Ok(qid.as_str()));
             if let Record::Message(rec) = record {
@@ -399,4 +499,21 @@ async fn store_message(shard: &Shard, session: &mut Session, client: &mut Client
             )));
         }
     }
+}
+
+/// Postfix's `smtpd_sasl_mail_log` fields after `client=name[addr]`:
+/// `, sasl_method=PLAIN, sasl_username=jane[, sasl_sender=x]`.
+fn sasl_log_fields(session: &Session) -> String {
+    let mut fields = String::new();
+    if let Some(login) = session.sasl_login() {
+        fields.push_str(", sasl_method=");
+        fields.push_str(login.method.name());
+        fields.push_str(", sasl_username=");
+        fields.push_str(&login.username);
+    }
+    if let Some(sender) = session.sasl_sender() {
+        fields.push_str(", sasl_sender=");
+        fields.push_str(sender);
+    }
+    fields
 }

@@ -18,17 +18,24 @@ use std::net::IpAddr;
 use sluice_agents::resolve::{resolve_external, ResolveParams};
 use sluice_protocols::smtp::reply::Reply;
 
-use crate::config::Cidr;
+use crate::config::{Cidr, LoginMaps};
 
 /// One restriction in a restriction list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Restriction {
     /// PERMIT when the client address matches mynetworks.
     PermitMynetworks,
-    /// PERMIT when the client authenticated with SASL. Sluice has no SASL
-    /// yet, so this never matches; it is accepted because Postfix's default
-    /// smtpd_relay_restrictions name it.
+    /// PERMIT when the client authenticated with SASL (SMTP AUTH).
     PermitSaslAuthenticated,
+    /// 553 5.7.1 when `smtpd_sender_login_maps` names an owner of the
+    /// MAIL FROM address and the client is not logged in as one of them,
+    /// or when the client is logged in and the maps name no owner of it
+    /// that is this login (Postfix's reject_sender_login_mismatch).
+    RejectSenderLoginMismatch,
+    /// reject_sender_login_mismatch, for logged-in clients only.
+    RejectAuthenticatedSenderLoginMismatch,
+    /// reject_sender_login_mismatch, for clients not logged in only.
+    RejectUnauthenticatedSenderLoginMismatch,
     /// PERMIT when the recipient's domain is ours or one we relay for.
     PermitAuthDestination,
     /// REJECT (554 5.7.1 Relay access denied) unless the recipient's domain
@@ -50,6 +57,9 @@ impl Restriction {
         let all = [
             PermitMynetworks,
             PermitSaslAuthenticated,
+            RejectSenderLoginMismatch,
+            RejectAuthenticatedSenderLoginMismatch,
+            RejectUnauthenticatedSenderLoginMismatch,
             PermitAuthDestination,
             RejectUnauthDestination,
             DeferUnauthDestination,
@@ -75,6 +85,13 @@ impl Restriction {
         match self {
             Restriction::PermitMynetworks => "permit_mynetworks",
             Restriction::PermitSaslAuthenticated => "permit_sasl_authenticated",
+            Restriction::RejectSenderLoginMismatch => "reject_sender_login_mismatch",
+            Restriction::RejectAuthenticatedSenderLoginMismatch => {
+                "reject_authenticated_sender_login_mismatch"
+            }
+            Restriction::RejectUnauthenticatedSenderLoginMismatch => {
+                "reject_unauthenticated_sender_login_mismatch"
+            }
             Restriction::PermitAuthDestination => "permit_auth_destination",
             Restriction::RejectUnauthDestination => "reject_unauth_destination",
             Restriction::DeferUnauthDestination => "defer_unauth_destination",
@@ -125,6 +142,10 @@ pub struct RelayContext<'a> {
     /// The resolver qmgr uses (mydestination, inet_interfaces, virtual and
     /// relay domains, the standard form's parameters).
     pub resolve: &'a ResolveParams,
+    /// The client's SASL login name, once AUTH succeeded.
+    pub sasl_username: Option<&'a str>,
+    /// `smtpd_sender_login_maps` (None: empty).
+    pub sender_login_maps: Option<&'a LoginMaps>,
 }
 
 enum Verdict {
@@ -134,16 +155,17 @@ enum Verdict {
 }
 
 /// Evaluates relay then recipient restrictions for one RCPT address (as the
-/// client gave it, without `<>`).
+/// client gave it, without `<>`), in the transaction of MAIL FROM `sender`.
 pub fn check_recipient(
     relay: &[Restriction],
     recipient: &[Restriction],
     ctx: &RelayContext,
+    sender: &str,
     rcpt: &str,
 ) -> Result<(), Reply> {
     for list in [relay, recipient] {
         for r in list {
-            match evaluate(*r, ctx, rcpt) {
+            match evaluate(*r, ctx, sender, rcpt) {
                 Verdict::Dunno => continue,
                 Verdict::Permit => break,
                 Verdict::Refuse(reply) => return Err(reply),
@@ -153,13 +175,22 @@ pub fn check_recipient(
     Ok(())
 }
 
-fn evaluate(r: Restriction, ctx: &RelayContext, rcpt: &str) -> Verdict {
+fn evaluate(r: Restriction, ctx: &RelayContext, sender: &str, rcpt: &str) -> Verdict {
     let permit_if = |yes: bool| if yes { Verdict::Permit } else { Verdict::Dunno };
     match r {
         Restriction::PermitMynetworks => {
             permit_if(ctx.mynetworks.iter().any(|n| n.contains(ctx.client_addr)))
         }
-        Restriction::PermitSaslAuthenticated => Verdict::Dunno,
+        Restriction::PermitSaslAuthenticated => permit_if(ctx.sasl_username.is_some()),
+        Restriction::RejectSenderLoginMismatch => sender_login_mismatch(ctx, sender),
+        Restriction::RejectAuthenticatedSenderLoginMismatch if ctx.sasl_username.is_some() => {
+            sender_login_mismatch(ctx, sender)
+        }
+        Restriction::RejectUnauthenticatedSenderLoginMismatch if ctx.sasl_username.is_none() => {
+            sender_login_mismatch(ctx, sender)
+        }
+        Restriction::RejectAuthenticatedSenderLoginMismatch
+        | Restriction::RejectUnauthenticatedSenderLoginMismatch => Verdict::Dunno,
         Restriction::PermitAuthDestination => permit_if(is_auth_destination(ctx, rcpt)),
         Restriction::RejectUnauthDestination => unauth(ctx, rcpt, 554, (5, 7, 1)),
         Restriction::DeferUnauthDestination => unauth(ctx, rcpt, 454, (4, 7, 1)),
@@ -174,6 +205,29 @@ fn evaluate(r: Restriction, ctx: &RelayContext, rcpt: &str) -> Verdict {
             (4, 7, 1),
             format!("<{rcpt}>: Recipient address rejected: Access denied"),
         )),
+    }
+}
+
+/// Postfix's `reject_sender_login_mismatch`: the null sender is never
+/// checked; a logged-in client must be among the address's owners; a
+/// client not logged in must not use an address that has owners.
+fn sender_login_mismatch(ctx: &RelayContext, sender: &str) -> Verdict {
+    if sender.is_empty() {
+        return Verdict::Dunno;
+    }
+    let owners = ctx.sender_login_maps.and_then(|m| m.owners(sender));
+    let refuse = |why: String| {
+        Verdict::Refuse(Reply::new(
+            553,
+            (5, 7, 1),
+            format!("<{sender}>: Sender address rejected: {why}"),
+        ))
+    };
+    match (ctx.sasl_username, owners) {
+        (Some(login), Some(owners)) if owners.iter().any(|o| o == login) => Verdict::Dunno,
+        (Some(login), _) => refuse(format!("not owned by user {login}")),
+        (None, Some(_)) => refuse("not logged in".into()),
+        (None, None) => Verdict::Dunno,
     }
 }
 
@@ -231,6 +285,8 @@ mod tests {
             client_addr: client.parse().unwrap(),
             mynetworks: &f.mynetworks,
             resolve: &f.resolve,
+            sasl_username: None,
+            sender_login_maps: None,
         }
     }
 
@@ -239,7 +295,7 @@ mod tests {
     }
 
     fn outcome(relay: &str, recipient: &str, c: &RelayContext, rcpt: &str) -> String {
-        match check_recipient(&list(relay), &list(recipient), c, rcpt) {
+        match check_recipient(&list(relay), &list(recipient), c, "s@a.example", rcpt) {
             Ok(()) => "ok".into(),
             Err(reply) => reply.to_wire_string(),
         }
@@ -458,5 +514,70 @@ mod tests {
             &list("permit_mynetworks"),
             &list("permit")
         ));
+    }
+}
+
+#[cfg(test)]
+mod sasl_tests {
+    use super::*;
+    use sluice_storage::table::Table;
+
+    fn check(login: Option<&str>, restrictions: &str, sender: &str) -> String {
+        let resolve = ResolveParams::new("mx.example.com");
+        let maps = LoginMaps::from_tables(vec![Table::parse(
+            "jane@example.com jane\n@shared.example jane, joe\n",
+            "texthash:logins",
+        )
+        .expect("table")]);
+        let ctx = RelayContext {
+            client_addr: "198.51.100.1".parse().expect("ip"),
+            mynetworks: &[],
+            resolve: &resolve,
+            sasl_username: login,
+            sender_login_maps: Some(&maps),
+        };
+        let list = Restriction::parse_list(restrictions).expect("list");
+        match check_recipient(&list, &[], &ctx, sender, "r@far.example") {
+            Ok(()) => "ok".into(),
+            Err(r) => r.to_wire_string().trim_end().to_owned(),
+        }
+    }
+
+    #[test]
+    fn permit_sasl_authenticated_matches_a_login() {
+        let relay = "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination";
+        assert_eq!(check(Some("jane"), relay, "x@y"), "ok");
+        assert_eq!(
+            check(None, relay, "x@y"),
+            "554 5.7.1 <r@far.example>: Relay access denied"
+        );
+    }
+
+    #[test]
+    fn sender_login_mismatch_as_postfix() {
+        let r = "reject_sender_login_mismatch, permit";
+        assert_eq!(check(Some("jane"), r, "jane@example.com"), "ok");
+        assert_eq!(check(Some("joe"), r, "x@shared.example"), "ok");
+        assert_eq!(
+            check(Some("joe"), r, "JANE@example.com"),
+            "553 5.7.1 <JANE@example.com>: Sender address rejected: not owned by user joe"
+        );
+        // A login must own the address: one the maps do not list is refused.
+        assert_eq!(
+            check(Some("jane"), r, "other@elsewhere.example"),
+            "553 5.7.1 <other@elsewhere.example>: Sender address rejected: not owned by user jane"
+        );
+        assert_eq!(
+            check(None, r, "jane@example.com"),
+            "553 5.7.1 <jane@example.com>: Sender address rejected: not logged in"
+        );
+        assert_eq!(check(None, r, "other@elsewhere.example"), "ok");
+        assert_eq!(check(Some("joe"), r, ""), "ok", "the null sender");
+        let auth_only = "reject_authenticated_sender_login_mismatch, permit";
+        assert_eq!(check(None, auth_only, "jane@example.com"), "ok");
+        assert!(check(Some("joe"), auth_only, "jane@example.com").starts_with("553"));
+        let unauth_only = "reject_unauthenticated_sender_login_mismatch, permit";
+        assert_eq!(check(Some("joe"), unauth_only, "jane@example.com"), "ok");
+        assert!(check(None, unauth_only, "jane@example.com").starts_with("553"));
     }
 }

@@ -141,6 +141,9 @@ pub struct CleanupInput<'a> {
     pub envelope: &'a mut Envelope,
     /// The message as received: CRLF lines, dot-unstuffed.
     pub content: &'a [u8],
+    /// smtpd's SASL login, when `smtpd_sasl_authenticated_header = yes`:
+    /// Received: then says `(Authenticated sender: <login>)`.
+    pub authenticated_sender: Option<&'a str>,
 }
 
 /// The message as it is queued.
@@ -198,6 +201,7 @@ pub fn cleanup_with_date(
         origin,
         envelope,
         content,
+        authenticated_sender,
         ..
     } = input;
     let mut out = Vec::with_capacity(content.len() + HEADER_RESERVE);
@@ -205,7 +209,14 @@ pub fn cleanup_with_date(
     // The "for" clause names the recipient the client gave, before
     // rewriting, and only when it gave exactly one RCPT (duplicates count,
     // as in smtpd's rcpt_count).
-    received::push_received(&mut out, params, qid, &origin, &envelope.recipients, date);
+    let received = received::Received {
+        qid,
+        origin: &origin,
+        authenticated_sender,
+        recipients: &envelope.recipients,
+        date,
+    };
+    received::push_received(&mut out, params, &received);
 
     let smtp = matches!(origin, Origin::Smtp { .. });
     let mut scan = headers::scan(content, params.header_size_limit, smtp, &mut out);

@@ -23,6 +23,10 @@
 //!     <date>
 //! ```
 //!
+//! With `smtpd_sasl_authenticated_header = yes` and a SASL login, a line
+//! `(Authenticated sender: <login>)` follows the `from` line, as in
+//! Postfix.
+//!
 //! `<helo>` is the client's name when it sent no HELO/EHLO; nothing is
 //! special about a HELO equal to the name. `<addr>` is Postfix's
 //! `rfc_addr`: `IPv6:` before an IPv6 address, and an IPv4-mapped IPv6
@@ -43,17 +47,21 @@ use sluice_protocols::envelope::{ClientInfo, Recipient};
 use super::{CleanupParams, Origin};
 use crate::rewrite::quote_822_local;
 
+/// What the Received: header says about one message.
+pub(super) struct Received<'a> {
+    pub qid: &'a str,
+    pub origin: &'a Origin<'a>,
+    /// smtpd's SASL login, when smtpd_sasl_authenticated_header = yes.
+    pub authenticated_sender: Option<&'a str>,
+    pub recipients: &'a [Recipient],
+    pub date: &'a str,
+}
+
 /// Appends the Received: header (with its final CRLF) to `out`.
-pub(super) fn push_received(
-    out: &mut Vec<u8>,
-    params: &CleanupParams,
-    qid: &str,
-    origin: &Origin<'_>,
-    recipients: &[Recipient],
-    date: &str,
-) {
-    match origin {
-        Origin::Smtp { client } => push_smtpd(out, params, qid, client, recipients, date),
+pub(super) fn push_received(out: &mut Vec<u8>, params: &CleanupParams, r: &Received<'_>) {
+    let (qid, date) = (r.qid, r.date);
+    match r.origin {
+        Origin::Smtp { client } => push_smtpd(out, params, r, client),
         Origin::Pickup { uid } => {
             out.extend_from_slice(b"Received: by ");
             out.extend_from_slice(params.myhostname.as_bytes());
@@ -68,21 +76,22 @@ pub(super) fn push_received(
     }
 }
 
-fn push_smtpd(
-    out: &mut Vec<u8>,
-    params: &CleanupParams,
-    qid: &str,
-    client: &ClientInfo,
-    recipients: &[Recipient],
-    date: &str,
-) {
+fn push_smtpd(out: &mut Vec<u8>, params: &CleanupParams, r: &Received<'_>, client: &ClientInfo) {
+    let (qid, recipients, date) = (r.qid, r.recipients, r.date);
     out.extend_from_slice(b"Received: from ");
     push_sanitized(out, client.helo.as_deref().unwrap_or(&client.name));
     out.extend_from_slice(b" (");
     push_sanitized(out, &client.name);
     out.extend_from_slice(b" [");
     out.extend_from_slice(rfc_addr(client.addr).as_bytes());
-    out.extend_from_slice(b"])\r\n\tby ");
+    out.extend_from_slice(b"])\r\n");
+    if let Some(login) = r.authenticated_sender {
+        // Postfix's smtpd: `\t(Authenticated sender: <login>)`.
+        out.extend_from_slice(b"\t(Authenticated sender: ");
+        push_sanitized(out, login);
+        out.extend_from_slice(b")\r\n");
+    }
+    out.extend_from_slice(b"\tby ");
     out.extend_from_slice(params.myhostname.as_bytes());
     out.extend_from_slice(b" (");
     out.extend_from_slice(params.mail_name.as_bytes());

@@ -58,6 +58,7 @@ fn run(
             origin,
             envelope: env,
             content,
+            authenticated_sender: None,
         },
         DATE,
     )
@@ -677,11 +678,38 @@ fn cleanup_dates_in_the_local_zone() {
             origin: Origin::Smtp { client: &c },
             envelope: &mut env,
             content: b"",
+            authenticated_sender: None,
         },
     )
     .expect("accepted");
     let date = datetime::rfc2822_local(ARRIVAL);
     assert!(text(&out).ends_with(&format!("Date: {date}\r\nFrom: a@example.net\r\n")));
+}
+
+#[test]
+fn received_names_the_authenticated_sender() {
+    let mut env = envelope("a@example.net", &["b@example.org"]);
+    let c = esmtp_client();
+    let out = cleanup(
+        &params(),
+        CleanupInput {
+            qid: QID,
+            arrival_secs: ARRIVAL,
+            origin: Origin::Smtp { client: &c },
+            envelope: &mut env,
+            content: b"",
+            authenticated_sender: Some("jane\r\nX: y"),
+        },
+    )
+    .expect("accepted");
+    assert!(
+        text(&out).starts_with(
+            "Received: from client.example.net (client.example.net [192.0.2.10])\r\n\
+             \t(Authenticated sender: jane??X: y)\r\n\tby "
+        ),
+        "{}",
+        text(&out)
+    );
 }
 
 proptest! {

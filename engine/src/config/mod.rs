@@ -34,6 +34,7 @@ mod host;
 mod maincf;
 mod mastercf;
 mod params;
+mod sasl;
 mod support;
 mod typed;
 
@@ -50,6 +51,7 @@ pub use mastercf::{MasterService, Protocols};
 pub use params::{
     param, parse_bool, parse_int, parse_size, parse_time, split_list, Kind, Param, Status, PARAMS,
 };
+pub use sasl::{LoginMaps, SaslParams};
 pub use typed::{ClientLimits, MainParams, SmtpdParams};
 
 use crate::smtpd_check;

@@ -133,6 +133,7 @@ pub static PARAMS: &[Param] = &[
     p("bounce_notice_recipient", "postmaster", Str, NOTIFY),
     p("bounce_queue_lifetime", "5d", Time('d'), INSTANCE),
     p("bounce_size_limit", "50000", Int, INSTANCE),
+    p("broken_sasl_auth_clients", "no", Bool, Ignored("AUTH is announced only in RFC 4954 form (no AUTH= line for pre-standard clients)")),
     p("canonical_maps", "", List, REWRITE),
     p("command_directory", "/usr/sbin", Str, DIRECTORY),
     // Sluice: always behaves as Postfix does at this level.
@@ -233,6 +234,9 @@ pub static PARAMS: &[Param] = &[
     p("sluice_inflight_memory_limit", "1g", Size, INSTANCE),
     // Sluice: DNS servers as ip:port (empty = the nameservers of /etc/resolv.conf).
     p("sluice_nameservers", "", List, INSTANCE),
+    // Sluice: the built-in SASL backend's passwd-file (smtpd_sasl_type = sluice):
+    // Dovecot's format, user:{SCHEME}hash, hashed schemes only.
+    p("sluice_sasl_password_file", "", Str, LISTENER),
     // Sluice: the size of one queue-log segment file.
     p("sluice_segment_size", "64m", Size, INSTANCE),
     // Sluice: shards (executors); 0 = one per online CPU.
@@ -292,15 +296,18 @@ pub static PARAMS: &[Param] = &[
     p("smtpd_recipient_restrictions", "", List, LISTENER),
     p("smtpd_relay_restrictions", "permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination", List, LISTENER),
     p("smtpd_restriction_classes", "", List, Ignored("restriction classes are not implemented; a list that names one is refused")),
-    p("smtpd_sasl_auth_enable", "no", Bool, SASL),
-    p("smtpd_sasl_path", "smtpd", Str, SASL_DETAIL),
-    p("smtpd_sasl_security_options", "noanonymous", List, SASL_DETAIL),
-    p("smtpd_sasl_type", "cyrus", Str, SASL_DETAIL),
-    p("smtpd_sender_login_maps", "", List, SASL_DETAIL),
+    p("smtpd_sasl_auth_enable", "no", Bool, LISTENER),
+    p("smtpd_sasl_authenticated_header", "no", Bool, LISTENER),
+    p("smtpd_sasl_path", "smtpd", Str, LISTENER),
+    p("smtpd_sasl_security_options", "noanonymous", List, Refused("Sluice offers PLAIN and LOGIN and never ANONYMOUS (noanonymous); other SASL security options are not implemented")),
+    // Sluice: Postfix's default is cyrus, which Sluice does not have; a
+    // listener that enables AUTH must name dovecot or sluice.
+    p("smtpd_sasl_type", "cyrus", Str, LISTENER),
+    p("smtpd_sender_login_maps", "", List, LISTENER),
     p("smtpd_sender_restrictions", "", List, RESTRICTIONS),
     p("smtpd_soft_error_limit", "10", Int, LISTENER),
     p("smtpd_timeout", "${stress?{10}:{300}}s", Time('s'), LISTENER),
-    p("smtpd_tls_auth_only", "no", Bool, TLS_DETAIL),
+    p("smtpd_tls_auth_only", "no", Bool, LISTENER),
     p("smtpd_tls_cert_file", "", Str, TLS_DETAIL),
     p("smtpd_tls_chain_files", "", List, TLS_DETAIL),
     p("smtpd_tls_key_file", "$smtpd_tls_cert_file", Str, TLS_DETAIL),

@@ -434,6 +434,7 @@ fn relay_context_from_params() {
             &p.smtpd.relay_restrictions,
             &p.smtpd.recipient_restrictions,
             &ctx,
+            "s@example.net",
             rcpt,
         )
         .map_err(|r| r.to_wire_string())

@@ -88,6 +88,8 @@ pub struct SmtpdParams {
     /// smtpd_client_connection_rate_limit, smtpd_client_message_rate_limit,
     /// smtpd_client_recipient_rate_limit.
     pub client_limits: ClientLimits,
+    /// SMTP AUTH: smtpd_sasl_*, smtpd_tls_auth_only, smtpd_sender_login_maps.
+    pub sasl: super::SaslParams,
 }
 
 /// smtpd's per-client limits, checked against anvil's counts.
@@ -227,6 +229,8 @@ impl MainParams {
             client_addr,
             mynetworks: &self.mynetworks,
             resolve,
+            sasl_username: None,
+            sender_login_maps: None,
         }
     }
 }
@@ -286,6 +290,7 @@ impl SmtpdParams {
             relay_restrictions: restriction_list(main, "smtpd_relay_restrictions")?,
             recipient_restrictions: restriction_list(main, "smtpd_recipient_restrictions")?,
             client_limits: ClientLimits::from_main(main)?,
+            sasl: super::SaslParams::from_main(main)?,
         })
     }
 }

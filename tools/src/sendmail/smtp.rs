@@ -46,6 +46,9 @@ fn server_config(config: &Config) -> ServerConfig {
         bare_newline: BareNewline::No,
         forbid_unauth_pipelining: false,
         disable_vrfy: s.disable_vrfy_command,
+        // `sendmail -bs` runs as the submitting user: nothing to log in to.
+        sasl_auth_enable: false,
+        tls_auth_only: false,
     }
 }
 
@@ -115,6 +118,15 @@ pub(super) fn run(
                 continue;
             }
             Want::Close => return exit::OK,
+            // AUTH is never enabled here; should a request come, refuse it.
+            Want::Authenticate => {
+                if session.take_auth_request().is_some() {
+                    session.auth_done(sluice_protocols::smtp::server::AuthVerdict::Fail {
+                        reason: "authentication not available".into(),
+                    });
+                }
+                continue;
+            }
             Want::More => {}
         }
         let n = loop {

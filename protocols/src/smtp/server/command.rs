@@ -109,6 +109,8 @@ fn skip_quoted(line: &[u8], mut i: usize, mut in_quote: bool) -> (usize, bool) {
 pub enum Verb {
     Helo,
     Ehlo,
+    /// SMTP AUTH (RFC 4954); Postfix counts it after EHLO.
+    Auth,
     Mail,
     Rcpt,
     Data,
@@ -123,9 +125,10 @@ pub enum Verb {
 
 impl Verb {
     /// All verbs, in the order Postfix prints its disconnect statistics.
-    pub const ALL: [Verb; 12] = [
+    pub const ALL: [Verb; 13] = [
         Verb::Helo,
         Verb::Ehlo,
+        Verb::Auth,
         Verb::Mail,
         Verb::Rcpt,
         Verb::Data,
@@ -159,6 +162,7 @@ impl Verb {
             Verb::Etrn => "ETRN",
             Verb::Help => "HELP",
             Verb::Quit => "QUIT",
+            Verb::Auth => "AUTH",
         }
     }
 

@@ -42,7 +42,8 @@
 //!
 //! Layout: [`command`] tokenises command lines, [`address`] checks
 //! MAIL/RCPT paths, [`params`] parses ESMTP parameters, [`data`] scans DATA
-//! content, `session` runs the state machine, `stats` keeps Postfix's
+//! content, `session` runs the state machine (`session/auth.rs`: SMTP
+//! AUTH), `stats` keeps Postfix's
 //! per-command counters.
 
 pub mod address;
@@ -62,7 +63,7 @@ use crate::envelope::{Envelope, Protocol};
 use crate::smtp::{reply::Reply, BareNewline};
 
 pub use budget::Budget;
-pub use session::Session;
+pub use session::{AuthRequest, AuthVerdict, Mechanism, SaslLogin, Session};
 
 /// Postfix's `smtpd_recipient_overshoot_limit` default: recipients beyond
 /// `smtpd_recipient_limit` that get `452` without counting as errors.
@@ -95,6 +96,10 @@ pub struct ServerConfig {
     pub forbid_unauth_pipelining: bool,
     /// `disable_vrfy_command` (no).
     pub disable_vrfy: bool,
+    /// `smtpd_sasl_auth_enable` (no): offer and accept AUTH.
+    pub sasl_auth_enable: bool,
+    /// `smtpd_tls_auth_only` (no): offer and accept AUTH only under TLS.
+    pub tls_auth_only: bool,
 }
 
 impl ServerConfig {
@@ -114,6 +119,8 @@ impl ServerConfig {
             bare_newline: BareNewline::Normalize,
             forbid_unauth_pipelining: true,
             disable_vrfy: false,
+            sasl_auth_enable: false,
+            tls_auth_only: false,
         }
     }
 }
@@ -176,6 +183,9 @@ pub enum Want {
     /// Ask about this event (see [`Policy::rate_limited`]), call
     /// [`Session::decide`], then `receive` the same input again.
     Decide(RateEvent),
+    /// Verify [`Session::take_auth_request`], answer with
+    /// [`Session::auth_done`], flush, then `receive` the rest of the input.
+    Authenticate,
 }
 
 /// The result of one [`Session::receive`] call.

@@ -17,6 +17,8 @@
 //! - ETRN always gets `458 Unable to queue messages`: there is no fast
 //!   flush service yet.
 
+mod auth;
+
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -37,6 +39,8 @@ use super::{
 use crate::envelope::{Envelope, Protocol, Recipient};
 use crate::smtp::reply::Reply;
 use crate::smtp::BareNewline;
+
+pub use auth::{AuthRequest, AuthVerdict, Mechanism, SaslLogin};
 
 /// At most this much content buffer is reserved up front from a SIZE=
 /// declaration; beyond it the buffer grows as data arrives, so a false SIZE
@@ -77,6 +81,8 @@ pub struct Session {
     asking: Option<RateEvent>,
     /// The owner's answer, for the suspended command when it is fed again.
     decided: Option<(RateEvent, Result<(), Reply>)>,
+    /// SMTP AUTH (see `auth`).
+    auth: auth::AuthState,
 }
 
 /// What the next input bytes are.
@@ -173,6 +179,7 @@ impl Session {
             last_command: "CONNECT",
             asking: None,
             decided: None,
+            auth: auth::AuthState::default(),
         }
     }
 
@@ -192,6 +199,12 @@ impl Session {
             return Progress {
                 consumed: 0,
                 want: Want::Decide(event),
+            };
+        }
+        if self.auth_pending() {
+            return Progress {
+                consumed: 0,
+                want: Want::Authenticate,
             };
         }
         if self.awaiting.is_some() {
@@ -412,6 +425,9 @@ impl Session {
             if let Some(event) = self.asking {
                 return Step::Stop(pos, Want::Decide(event));
             }
+            if self.auth_pending() {
+                return Step::Stop(next, Want::Authenticate);
+            }
         }
         self.after_command(next)
     }
@@ -556,6 +572,10 @@ impl Session {
         }
     }
 
+    fn in_transaction(&self) -> bool {
+        self.txn.is_some()
+    }
+
     fn count_error(&mut self) {
         self.error_count = self.error_count.saturating_add(1);
     }
@@ -575,6 +595,10 @@ impl Session {
 
     /// One command line, without its line ending.
     fn command(&mut self, line: &[u8], crlf: bool, more_follows: bool, policy: &mut dyn Policy) {
+        if self.in_auth_exchange() {
+            self.auth_response(line);
+            return;
+        }
         if self.cfg.bare_newline == BareNewline::Reject {
             let bare = if !crlf {
                 Some(BARE_LF)
@@ -658,11 +682,15 @@ impl Session {
             Verb::Vrfy => self.vrfy_cmd(line, args),
             Verb::Etrn => self.etrn_cmd(line, args),
             Verb::Help => self.reply(HELP),
+            Verb::Auth => self.auth_cmd(line, args),
             Verb::Quit => {
                 self.input = Input::Closed;
                 self.reply(BYE)
             }
         };
+        if verb == Verb::Auth {
+            return self.auth_outcome(outcome);
+        }
         match outcome {
             Outcome::Ok => self.stats.record(verb, true),
             Outcome::Error => {
@@ -719,6 +747,7 @@ impl Session {
             return Outcome::Ok;
         }
         self.esmtp = true;
+        let auth = self.auth_offered();
         let cfg = &self.cfg;
         let out = &mut self.out;
         let _ = write!(Writer(out), "250-{}\r\n250-PIPELINING\r\n", cfg.hostname);
@@ -730,8 +759,12 @@ impl Session {
         if !cfg.disable_vrfy {
             out.extend_from_slice(b"250-VRFY\r\n");
         }
+        out.extend_from_slice(b"250-ETRN\r\n");
+        if auth {
+            out.extend_from_slice(b"250-AUTH PLAIN LOGIN\r\n");
+        }
         out.extend_from_slice(
-            b"250-ETRN\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n",
+            b"250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n",
         );
         Outcome::Ok
     }
@@ -752,7 +785,17 @@ impl Session {
         let Some(sender) = path_text(line, path) else {
             return self.fail(BAD_SENDER);
         };
-        let mail = match parse_mail_params(params.iter().map(|t| t.text(line))) {
+        self.auth_mail_reset();
+        for value in params.iter().filter_map(|t| auth_param(t.text(line))) {
+            if let Some(outcome) = self.mail_auth_param(value) {
+                return outcome;
+            }
+        }
+        let esmtp = params
+            .iter()
+            .map(|t| t.text(line))
+            .filter(|p| auth_param(p).is_none());
+        let mail = match parse_mail_params(esmtp) {
             Ok(mail) => mail,
             Err(e) => {
                 e.write_reply(&mut self.out);
@@ -942,6 +985,14 @@ impl Session {
             return self.fail(ETRN_BAD_PARAM);
         }
         self.fail(ETRN_UNABLE)
+    }
+}
+
+/// The value of MAIL FROM's `AUTH=` parameter, if `param` is one.
+fn auth_param(param: &[u8]) -> Option<&[u8]> {
+    match param.get(..5) {
+        Some(name) if name.eq_ignore_ascii_case(b"AUTH=") => Some(&param[5..]),
+        _ => None,
     }
 }
 

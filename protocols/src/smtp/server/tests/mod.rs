@@ -6,6 +6,7 @@
 //! `QID1`, `QID2`, … — so any input can be replayed in any split.
 
 mod adversarial;
+mod auth;
 mod bdat;
 mod budget;
 mod limits;
@@ -86,6 +87,23 @@ impl Policy for TestPolicy {
     }
 }
 
+/// The test's password backend: jane/secret logs in, user `down` finds
+/// the backend unavailable, everything else fails.
+pub(super) fn verify(r: &super::AuthRequest) -> super::AuthVerdict {
+    use super::AuthVerdict;
+    match (r.username.as_str(), r.password.as_str()) {
+        ("jane", "secret") if r.authzid.is_empty() || r.authzid == "jane" => AuthVerdict::Ok {
+            username: "jane".into(),
+        },
+        ("down", _) => AuthVerdict::Temp {
+            reason: "backend unavailable".into(),
+        },
+        _ => AuthVerdict::Fail {
+            reason: "bad password".into(),
+        },
+    }
+}
+
 pub(super) fn cfg() -> ServerConfig {
     ServerConfig::for_tests("mx.example")
 }
@@ -155,6 +173,10 @@ impl T {
                 Want::Decide(event) => {
                     let answer = self.policy.answer(event);
                     self.s.decide(answer);
+                }
+                Want::Authenticate => {
+                    let request = self.s.take_auth_request().expect("a request");
+                    self.s.auth_done(verify(&request));
                 }
                 Want::Close => break,
             }
@@ -228,6 +250,10 @@ pub(super) fn drive_with(cfg: ServerConfig, mut policy: TestPolicy, reads: &[&[u
                 Want::Decide(event) => {
                     let answer = policy.answer(event);
                     s.decide(answer);
+                }
+                Want::Authenticate => {
+                    let request = s.take_auth_request().expect("a request");
+                    s.auth_done(verify(&request));
                 }
                 Want::More => {
                     // Only an unfinished command line may be left over.

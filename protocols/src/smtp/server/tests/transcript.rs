@@ -275,8 +275,9 @@ fn mail_parameters() {
                 "555 5.5.4 Unsupported option: XYZZY=1",
             ),
             (
+                // Postfix's answer while AUTH is off (smtpd_sasl_mail_opt).
                 "MAIL FROM:<a@b> AUTH=<>",
-                "555 5.5.4 Unsupported option: AUTH=<>",
+                "503 5.5.4 Error: authentication disabled",
             ),
             (
                 "MAIL FROM:<jöe@b> SIZE=100 BODY=8bitmime SMTPUTF8 ret=hdrs ENVID=QQ+2B1",
