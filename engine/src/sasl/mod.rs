@@ -20,7 +20,7 @@
 //!
 //! **Password file life.** Read at the first AUTH after start or reload,
 //! then kept per shard and re-read (off the shard) whenever its device,
-//! inode, size or mtime changes, so an edit takes effect without a reload.
+//! inode, size, mtime or ctime (a chmod) changes, so an edit takes effect without a reload.
 //! A file that cannot be read or parsed gives `454 4.7.0` and a warning:
 //! never an accepted login. `sluice check` and start-up parse it too
 //! (`{PLAIN}` entries are refused there with the line number).

@@ -94,6 +94,8 @@ pub struct FileStamp {
     ino: u64,
     len: u64,
     mtime_ns: i128,
+    /// A chmod changes only this: an unreadable file must be noticed.
+    ctime_ns: i128,
 }
 
 impl FileStamp {
@@ -104,6 +106,7 @@ impl FileStamp {
             ino: m.ino(),
             len: m.len(),
             mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+            ctime_ns: i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()),
         })
     }
 }
