@@ -17,7 +17,9 @@ use std::rc::Rc;
 
 use libfuzzer_sys::fuzz_target;
 use sluice_protocols::smtp::reply::Reply;
-use sluice_protocols::smtp::server::{Policy, RateEvent, ServerConfig, Session, Want};
+use sluice_protocols::smtp::server::{
+    AuthVerdict, Policy, RateEvent, ServerConfig, Session, Want,
+};
 use sluice_protocols::smtp::BareNewline;
 
 const ALPHABET: &[&[u8]] = &[
@@ -64,6 +66,15 @@ const ALPHABET: &[&[u8]] = &[
     b"x",
     b"\xc3\xb6",
     b"Subject: hi",
+    // SMTP AUTH: PLAIN/LOGIN, \0jane\0secret, jane, secret, cancel, AUTH=.
+    b"AUTH PLAIN",
+    b"AUTH LOGIN",
+    b"AGphbmUAc2VjcmV0",
+    b"amFuZQ==",
+    b"c2VjcmV0",
+    b"*",
+    b"=",
+    b" AUTH=",
 ];
 
 /// Refuses recipients in the `deny` domain; with rate limits on, every
@@ -115,6 +126,8 @@ fn run(data: &[u8]) {
         recipient_limit: 3,
         line_length_limit: 64,
         hard_error_limit: 50,
+        sasl_auth_enable: flags & 64 != 0,
+        tls_auth_only: flags & 128 != 0,
         ..ServerConfig::for_tests("fuzz.example")
     };
     let size_limit = cfg.message_size_limit;
@@ -166,6 +179,15 @@ fn run(data: &[u8]) {
                         Err(Reply::new(450, (4, 7, 1), "Error: too much mail from 192.0.2.1"))
                     } else {
                         Ok(())
+                    });
+                }
+                Want::Authenticate => {
+                    let r = s.take_auth_request().expect("a request with Want::Authenticate");
+                    assert!(!r.username.is_empty());
+                    s.auth_done(if r.password == "secret" {
+                        AuthVerdict::Ok { username: r.username }
+                    } else {
+                        AuthVerdict::Fail { reason: "no".into() }
                     });
                 }
                 Want::Close => break 'reads,

@@ -547,3 +547,59 @@ fn load_probes_this_machine() {
     assert!(c.params.myhostname.contains('.'));
     assert!(c.params.sluice_shards >= 1);
 }
+
+#[test]
+fn sasl_backends_are_checked_at_load() {
+    use crate::sasl::SaslBackend;
+    let svc = "127.0.0.1:2525 inet n - n - - smtpd\n";
+    let on = |opts: &str| format!("{svc}  -o smtpd_sasl_auth_enable=yes\n{opts}");
+    // Postfix's default type (cyrus) does not exist here.
+    let e = err("", &on(""));
+    assert!(
+        e.contains("SASL type \"cyrus\" is not available: use dovecot"),
+        "{e}"
+    );
+    let e = err(
+        "",
+        &on("  -o smtpd_sasl_type=dovecot\n  -o smtpd_sasl_path=inet:127.0.0.1:12345\n"),
+    );
+    assert!(e.contains("inet: sockets are not supported"), "{e}");
+    let e = err("", &on("  -o smtpd_sasl_type=sluice\n"));
+    assert!(e.contains("needs a password file"), "{e}");
+    let e = err(
+        "",
+        &on("  -o smtpd_sasl_type=sluice\n  -o sluice_sasl_password_file=/nonexistent/pw\n"),
+    );
+    assert!(e.contains("/nonexistent/pw: No such file"), "{e}");
+    // A relative Dovecot path is under queue_directory, as in Postfix.
+    let c = build(
+        "queue_directory = /var/spool/sluice\n",
+        &on("  -o smtpd_sasl_type=dovecot\n  -o smtpd_sasl_path=private/auth\n"),
+    )
+    .unwrap();
+    let sasl = &c.listeners[0].smtpd.sasl;
+    assert!(sasl.auth_enable && !sasl.tls_auth_only);
+    assert_eq!(
+        sasl.backend,
+        Some(SaslBackend::Dovecot {
+            socket: PathBuf::from("/var/spool/sluice/private/auth")
+        })
+    );
+    // Off by default: the type is not checked, nothing is offered.
+    let c = build("", svc).unwrap();
+    assert_eq!(c.listeners[0].smtpd.sasl.backend, None);
+    assert!(!c.listeners[0].smtpd.sasl.auth_enable);
+    // Only noanonymous is honoured; anything else is refused.
+    let c = build(
+        "smtpd_sasl_security_options = noanonymous, noplaintext\n",
+        svc,
+    )
+    .unwrap();
+    assert!(
+        c.refusals
+            .iter()
+            .any(|r| r.to_string().contains("smtpd_sasl_security_options")),
+        "{:?}",
+        c.refusals
+    );
+}

@@ -151,7 +151,7 @@ impl Exchange {
                     reason: "Authentication backend error".into(),
                 })),
             },
-            "FAIL" if args.iter().any(|a| *a == "temp") => Ok(Step::Done(AuthVerdict::Temp {
+            "FAIL" if args.contains(&"temp") => Ok(Step::Done(AuthVerdict::Temp {
                 reason: field("reason=").unwrap_or_else(|| "(reason unavailable)".into()),
             })),
             "FAIL" => Ok(Step::Done(AuthVerdict::Fail {

@@ -234,7 +234,7 @@ fn input_waits_for_the_verdict() {
     let again = s.receive(&input[auth_end..], &mut policy);
     assert_eq!((again.consumed, again.want), (0, Want::Authenticate));
     let request = s.take_auth_request().expect("request");
-    assert_eq!(format!("{request:?}").contains("secret"), false);
+    assert!(!format!("{request:?}").contains("secret"));
     assert_eq!(s.take_auth_request(), None);
     s.auth_done(AuthVerdict::Ok {
         username: "jane".into(),
