@@ -5,7 +5,9 @@
 //! session's questions (relay control via [`crate::smtpd_check`]), and when a
 //! message is complete runs cleanup, hands the record to the shard's group
 //! committer and tells the client `250 … queued as QID` only once the fsync
-//! covering it returned.
+//! covering it returned. SMTP AUTH requests (`Want::Authenticate`) go to
+//! the listener's SASL backend ([`crate::sasl`]), which verifies them off
+//! the shard; the session waits, the shard does not.
 //!
 //! Trust: everything from the socket is hostile. Bounds: the session caps
 //! command lines at `line_length_limit` and content at

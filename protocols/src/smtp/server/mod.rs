@@ -21,7 +21,9 @@
 //! `smtpd_soft_error_limit`, `smtpd_hard_error_limit`,
 //! `smtpd_junk_command_limit`, `smtpd_error_sleep_time`,
 //! `smtpd_forbid_bare_newline`, `smtpd_forbid_unauth_pipelining`,
-//! `disable_vrfy_command`.
+//! `disable_vrfy_command`, `smtpd_sasl_auth_enable` and
+//! `smtpd_tls_auth_only` (SMTP AUTH, in `session/auth.rs`: the session
+//! collects the credentials; its owner verifies them).
 //!
 //! **Memory.** A session holds one message's content at a time, reserved
 //! on its shard's [`Budget`] (`sluice_inflight_memory_limit`) before the
