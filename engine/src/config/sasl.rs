@@ -117,7 +117,10 @@ fn backend(main: &MainCf, kind: &str, path: &str, file: &str) -> Result<SaslBack
                 PathBuf::from(path)
             } else {
                 let queue = PathBuf::from(main.get_str("queue_directory")?);
-                std::env::current_dir().unwrap_or_default().join(queue).join(path)
+                std::env::current_dir()
+                    .unwrap_or_default()
+                    .join(queue)
+                    .join(path)
             };
             Ok(SaslBackend::Dovecot { socket })
         }
@@ -133,11 +136,21 @@ fn backend(main: &MainCf, kind: &str, path: &str, file: &str) -> Result<SaslBack
             PasswdFile::load(&path).map_err(|e| main.bad_value(name, &e))?;
             Ok(SaslBackend::PasswdFile { path })
         }
-        other => Err(main.bad_value(
-            "smtpd_sasl_type",
-            &format!(
+        other => {
+            let what = format!(
                 "SASL type \"{other}\" is not available: use dovecot (with smtpd_sasl_path) or sluice (with sluice_sasl_password_file)"
-            ),
-        )),
+            );
+            // Left at Postfix's default (cyrus): point at the line that
+            // turned AUTH on, usually a master.cf -o.
+            if main.raw("smtpd_sasl_type").is_none() {
+                return Err(ConfigError::Syntax {
+                    origin: main.origin("smtpd_sasl_auth_enable"),
+                    what: format!(
+                        "smtpd_sasl_auth_enable = yes, but smtpd_sasl_type is not set: {what}"
+                    ),
+                });
+            }
+            Err(main.bad_value("smtpd_sasl_type", &what))
+        }
     }
 }
