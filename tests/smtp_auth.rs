@@ -133,7 +133,9 @@ fn builtin_backend_relays_only_for_a_logged_in_client() {
     assert_eq!(queue.len(), 1, "one message relayed");
     let text = String::from_utf8_lossy(&queue[0].3);
     assert!(
-        text.contains("\r\n\t(Authenticated sender: jane)\r\n\tby mx.example.test"),
+        text.contains(
+            "\r\n\t(Authenticated sender: jane)\r\n\tby mx.example.test (Sluice) with ESMTPA id "
+        ),
         "{text}"
     );
 }

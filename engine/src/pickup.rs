@@ -152,6 +152,7 @@ impl Pickup {
                 origin: Origin::Pickup { uid: msg.uid },
                 envelope: &mut envelope,
                 content: &msg.content,
+                authenticated: false,
                 authenticated_sender: None,
             },
         );

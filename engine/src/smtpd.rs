@@ -439,6 +439,7 @@ async fn store_message(
             origin: Origin::Smtp { client },
             envelope: &mut envelope,
             content: &content,
+            authenticated: session.sasl_login().is_some(),
             authenticated_sender: session
                 .sasl_login()
                 .filter(|_| authenticated_header)

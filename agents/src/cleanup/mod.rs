@@ -141,6 +141,9 @@ pub struct CleanupInput<'a> {
     pub envelope: &'a mut Envelope,
     /// The message as received: CRLF lines, dot-unstuffed.
     pub content: &'a [u8],
+    /// The smtpd client logged in with SMTP AUTH: Received: says `with
+    /// ESMTPA` (RFC 3848).
+    pub authenticated: bool,
     /// smtpd's SASL login, when `smtpd_sasl_authenticated_header = yes`:
     /// Received: then says `(Authenticated sender: <login>)`.
     pub authenticated_sender: Option<&'a str>,
@@ -201,6 +204,7 @@ pub fn cleanup_with_date(
         origin,
         envelope,
         content,
+        authenticated,
         authenticated_sender,
         ..
     } = input;
@@ -212,6 +216,7 @@ pub fn cleanup_with_date(
     let received = received::Received {
         qid,
         origin: &origin,
+        authenticated,
         authenticated_sender,
         recipients: &envelope.recipients,
         date,

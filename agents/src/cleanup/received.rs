@@ -25,7 +25,7 @@
 //!
 //! With `smtpd_sasl_authenticated_header = yes` and a SASL login, a line
 //! `(Authenticated sender: <login>)` follows the `from` line, as in
-//! Postfix.
+//! Postfix; after any login the protocol is `ESMTPA` (RFC 3848).
 //!
 //! `<helo>` is the client's name when it sent no HELO/EHLO; nothing is
 //! special about a HELO equal to the name. `<addr>` is Postfix's
@@ -42,7 +42,7 @@
 
 use std::net::IpAddr;
 
-use sluice_protocols::envelope::{ClientInfo, Recipient};
+use sluice_protocols::envelope::{ClientInfo, Protocol, Recipient};
 
 use super::{CleanupParams, Origin};
 use crate::rewrite::quote_822_local;
@@ -51,6 +51,8 @@ use crate::rewrite::quote_822_local;
 pub(super) struct Received<'a> {
     pub qid: &'a str,
     pub origin: &'a Origin<'a>,
+    /// The client logged in (SMTP AUTH).
+    pub authenticated: bool,
     /// smtpd's SASL login, when smtpd_sasl_authenticated_header = yes.
     pub authenticated_sender: Option<&'a str>,
     pub recipients: &'a [Recipient],
@@ -97,6 +99,11 @@ fn push_smtpd(out: &mut Vec<u8>, params: &CleanupParams, r: &Received<'_>, clien
     out.extend_from_slice(params.mail_name.as_bytes());
     out.extend_from_slice(b") with ");
     out.extend_from_slice(client.protocol.as_str().as_bytes());
+    // RFC 3848: ESMTPA after a login (Postfix's Received: only; `proto=`
+    // in the logs stays ESMTP).
+    if r.authenticated && client.protocol == Protocol::Esmtp {
+        out.push(b'A');
+    }
     out.extend_from_slice(b" id ");
     out.extend_from_slice(qid.as_bytes());
     if let [only] = recipients {

@@ -58,6 +58,7 @@ fn run(
             origin,
             envelope: env,
             content,
+            authenticated: false,
             authenticated_sender: None,
         },
         DATE,
@@ -678,6 +679,7 @@ fn cleanup_dates_in_the_local_zone() {
             origin: Origin::Smtp { client: &c },
             envelope: &mut env,
             content: b"",
+            authenticated: false,
             authenticated_sender: None,
         },
     )
@@ -698,6 +700,7 @@ fn received_names_the_authenticated_sender() {
             origin: Origin::Smtp { client: &c },
             envelope: &mut env,
             content: b"",
+            authenticated: true,
             authenticated_sender: Some("jane\r\nX: y"),
         },
     )
@@ -705,7 +708,7 @@ fn received_names_the_authenticated_sender() {
     assert!(
         text(&out).starts_with(
             "Received: from client.example.net (client.example.net [192.0.2.10])\r\n\
-             \t(Authenticated sender: jane??X: y)\r\n\tby "
+             \t(Authenticated sender: jane??X: y)\r\n\tby mx.example.com (Sluice) with ESMTPA id "
         ),
         "{}",
         text(&out)

@@ -148,8 +148,14 @@ const MAIL_AUTH_TWICE: &[u8] = b"503 5.5.4 Error: multiple AUTH= options\r\n";
 impl Session {
     /// The driver says TLS is now active on this connection (after a
     /// STARTTLS handshake, or from the start on a wrapper-mode listener).
-    /// AUTH waits for it when `smtpd_tls_auth_only = yes`.
+    /// AUTH waits for it when `smtpd_tls_auth_only = yes`. As in Postfix
+    /// (RFC 3207 §4.2), a change of TLS state logs the client out: what
+    /// was learnt in clear is forgotten.
     pub fn set_tls_active(&mut self, active: bool) {
+        if self.auth.tls_active != active {
+            self.auth.login = None;
+            self.auth.exchange = None;
+        }
         self.auth.tls_active = active;
     }
 

@@ -298,3 +298,20 @@ fn split_cfg_auth() -> ServerConfig {
         ..split_cfg()
     }
 }
+
+#[test]
+fn tls_start_forgets_a_plaintext_login() {
+    let mut t = T::with(auth_cfg());
+    t.cmd("EHLO c.example");
+    assert_eq!(
+        t.cmd("AUTH PLAIN AGphbmUAc2VjcmV0"),
+        "235 2.7.0 Authentication successful"
+    );
+    t.s.set_tls_active(true);
+    assert!(t.s.sasl_login().is_none());
+    assert!(t.s.tls_active());
+    assert_eq!(
+        t.cmd("AUTH PLAIN AGphbmUAc2VjcmV0"),
+        "235 2.7.0 Authentication successful"
+    );
+}
