@@ -134,6 +134,14 @@ fn check_file(
         Ok(s) => s,
         Err(e) => return (temp(format!("{}: {e}", path.display())), None),
     };
+    if let Err(e) = std::fs::File::open(path) {
+        let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
+            " (the daemon reads it as mail_owner: make it readable by that user)"
+        } else {
+            ""
+        };
+        return (temp(format!("{}: {e}{hint}", path.display())), None);
+    }
     let (file, fresh) = match cached {
         Some(file) if file.stamp == Some(stamp) => (file, None),
         _ => match PasswdFile::load(path) {
@@ -164,4 +172,59 @@ fn check_file(
         },
         fresh,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_protocols::smtp::server::Mechanism;
+
+    const SHA512_SECRET: &str = "$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1";
+
+    fn request(user: &str, password: &str) -> AuthRequest {
+        AuthRequest {
+            mechanism: Mechanism::Plain,
+            authzid: String::new(),
+            username: user.into(),
+            password: password.into(),
+        }
+    }
+
+    #[test]
+    fn file_is_read_once_reread_on_change_and_never_accepts_when_broken() {
+        let dir = std::env::temp_dir().join(format!("sluice-sasl-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("pw");
+        std::fs::write(&path, format!("jane:{{SHA512-CRYPT}}{SHA512_SECRET}\n")).unwrap();
+        let (c, fresh) = check_file(&path, None, &request("jane", "secret"));
+        assert_eq!(
+            c.verdict,
+            AuthVerdict::Ok {
+                username: "jane".into()
+            }
+        );
+        let cached = fresh.expect("read the first time");
+        let (c, fresh) = check_file(&path, Some(cached.clone()), &request("jane", "nope"));
+        assert!(matches!(c.verdict, AuthVerdict::Fail { .. }));
+        assert!(fresh.is_none(), "unchanged: the cached copy serves");
+        let (c, _) = check_file(&path, Some(cached.clone()), &request("bob", "jane"));
+        assert!(matches!(c.verdict, AuthVerdict::Fail { .. }));
+        let mut other = request("jane", "secret");
+        other.authzid = "bob".into();
+        assert!(matches!(
+            check_file(&path, None, &other).0.verdict,
+            AuthVerdict::Fail { .. }
+        ));
+        // Edited into a clear-text file: refused, never accepted.
+        std::fs::write(&path, "jane:{PLAIN}secret\n").unwrap();
+        let (c, fresh) = check_file(&path, Some(cached.clone()), &request("jane", "secret"));
+        assert!(matches!(c.verdict, AuthVerdict::Temp { .. }), "{c:?}");
+        assert!(c.problem.expect("problem").contains("{PLAIN} is refused"));
+        assert!(fresh.is_none());
+        // Gone: a temporary failure, whatever the cache holds.
+        std::fs::remove_file(&path).unwrap();
+        let (c, _) = check_file(&path, Some(cached), &request("jane", "secret"));
+        assert!(matches!(c.verdict, AuthVerdict::Temp { .. }));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
