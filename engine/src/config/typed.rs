@@ -51,6 +51,8 @@ pub struct MainParams {
     pub authorized_mailq_users: UserAcl,
     /// Who may flush it (`postqueue -f`, `-s`, `-i`).
     pub authorized_flush_users: UserAcl,
+    /// Who may submit mail (`sendmail`, `postdrop`).
+    pub authorized_submit_users: UserAcl,
     pub smtpd: SmtpdParams,
     pub hopcount_limit: u32,
     pub header_size_limit: usize,
@@ -194,6 +196,7 @@ impl MainParams {
             setgid_group: main.get_str("setgid_group")?,
             authorized_mailq_users: user_acl(main, "authorized_mailq_users")?,
             authorized_flush_users: user_acl(main, "authorized_flush_users")?,
+            authorized_submit_users: user_acl(main, "authorized_submit_users")?,
             smtpd: SmtpdParams::from_main(main)?,
             hopcount_limit: main.get_number("hopcount_limit", 1)?,
             header_size_limit: main.get_number("header_size_limit", 1)?,
