@@ -46,9 +46,6 @@ impl SmtpdTls {
         } else {
             opportunistic
         };
-        let chain_files = main.get_list("smtpd_tls_chain_files")?;
-        let cert_file = main.get_str("smtpd_tls_cert_file")?;
-        let key_file = main.get_str("smtpd_tls_key_file")?;
         let setting = if chain_files.is_empty() {
             "smtpd_tls_cert_file"
         } else {
