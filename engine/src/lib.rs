@@ -41,5 +41,7 @@ pub mod signal;
 pub mod smtpd;
 pub mod smtpd_check;
 pub mod smtpd_input;
+pub mod smtpd_tls;
 pub mod supervise;
+pub mod tls;
 pub mod user_acl;

@@ -152,6 +152,7 @@ impl Pickup {
                 origin: Origin::Pickup { uid: msg.uid },
                 envelope: &mut envelope,
                 content: &msg.content,
+                tls: None,
             },
         );
         let cleaned = match cleaned {

@@ -19,11 +19,12 @@
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
-use sluice_agents::cleanup::{cleanup, CleanupInput, Origin};
+use sluice_agents::cleanup::{cleanup, CleanupInput, Origin, ReceivedTls};
 use sluice_protocols::envelope::{ClientInfo, Protocol};
 use sluice_protocols::smtp::reply::Reply;
 use sluice_protocols::smtp::server::{Policy, RateEvent, ServerConfig, Session, Want};
@@ -35,6 +36,8 @@ use crate::config::SmtpdParams;
 use crate::shard::Shard;
 use crate::smtpd_check::check_recipient;
 use crate::smtpd_input::{Input, ReadOutcome};
+use crate::smtpd_tls::{self, Conn};
+use crate::tls::Level;
 
 /// One listener's view: its smtpd parameters (main.cf plus `-o` overrides).
 pub struct SmtpdService {
@@ -44,6 +47,9 @@ pub struct SmtpdService {
     pub process_limit: u32,
     pub server: Rc<ServerConfig>,
     pub params: SmtpdParams,
+    /// This shard's TLS server config (shared certificates, the shard's
+    /// own session cache), when the listener has TLS.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
     hostname: String,
 }
 
@@ -67,11 +73,15 @@ impl SmtpdService {
             bare_newline: params.smtpd_forbid_bare_newline,
             forbid_unauth_pipelining: params.smtpd_forbid_unauth_pipelining,
             disable_vrfy: params.disable_vrfy_command,
+            starttls: params.tls.offers_starttls(),
+            tls_required: params.tls.level == Level::Encrypt,
+            tls_auth_only: params.tls.auth_only,
         };
         SmtpdService {
             name: name.to_string(),
             process_limit,
             server: Rc::new(server),
+            tls: params.tls.for_shard(),
             params,
             hostname: hostname.to_string(),
         }
@@ -186,22 +196,27 @@ pub async fn serve(shard: Rc<Shard>, service: Rc<SmtpdService>, mut stream: TcpS
     if let Err(reply) = admitted {
         let _ = stream.write_all(reply.to_wire_string().as_bytes()).await;
         let _ = stream.close().await;
-        tracing::info!(
-            target: "smtpd",
-            "disconnect from {} {}",
-            client.display(),
-            session.command_stats()
-        );
+        log_disconnect(&client, &session);
         return;
     }
-    let mut input = Input::new(shard.clone());
-
-    if service.server.forbid_unauth_pipelining {
-        if let Some(early) = pending_before_greeting(&stream) {
-            // Hand the early bytes to the session before the greeting: it
-            // answers 554 5.5.0 and asks us to close.
-            input.push_early(&early);
+    let early = if service.server.forbid_unauth_pipelining && !service.params.tls.wrappermode {
+        pending_before_greeting(&stream)
+    } else {
+        None
+    };
+    let mut stream = Conn::Plain(stream);
+    if service.params.tls.wrappermode {
+        // Implicit TLS (port 465): the handshake comes before the 220.
+        if !start_tls(&service, &mut stream, &mut session, &client).await {
+            log_disconnect(&client, &session);
+            return;
         }
+    }
+    let mut input = Input::new(shard.clone());
+    if let Some(early) = early {
+        // Hand the early bytes to the session before the greeting: it
+        // answers 554 5.5.0 and asks us to close.
+        input.push_early(&early);
     }
     if input.is_empty() {
         session.greet();
@@ -238,7 +253,13 @@ pub async fn serve(shard: Rc<Shard>, service: Rc<SmtpdService>, mut stream: TcpS
             match p.want {
                 Want::More => break,
                 Want::Message => {
-                    store_message(&shard, &mut session, &mut client).await;
+                    store_message(
+                        &shard,
+                        &mut session,
+                        &mut client,
+                        service.params.tls.received_header,
+                    )
+                    .await;
                 }
                 Want::Decide(event) => {
                     let answer = anvil::client::decide(
@@ -254,6 +275,21 @@ pub async fn serve(shard: Rc<Shard>, service: Rc<SmtpdService>, mut stream: TcpS
                 Want::Close => {
                     let _ = flush(&mut stream, &mut session).await;
                     break 'conn;
+                }
+                Want::StartTls => {
+                    // The session consumed the input to its end: what
+                    // followed STARTTLS is dropped, never answered.
+                    input.consume(pos);
+                    pos = 0;
+                    let discarded = session.plaintext_discarded();
+                    if discarded > 0 {
+                        smtpd_tls::log_discarded(&client, discarded);
+                    }
+                    if flush(&mut stream, &mut session).await.is_err()
+                        || !start_tls(&service, &mut stream, &mut session, &client).await
+                    {
+                        break 'conn;
+                    }
                 }
             }
         }
@@ -289,12 +325,41 @@ pub async fn serve(shard: Rc<Shard>, service: Rc<SmtpdService>, mut stream: TcpS
     }
     let _ = stream.close().await;
     drop(input);
+    log_disconnect(&client, &session);
+}
+
+fn log_disconnect(client: &ClientInfo, session: &Session) {
     tracing::info!(
         target: "smtpd",
         "disconnect from {} {}",
         client.display(),
         session.command_stats()
     );
+}
+
+/// The server handshake; `false` when it failed (logged, socket closed).
+async fn start_tls(
+    service: &SmtpdService,
+    stream: &mut Conn,
+    session: &mut Session,
+    client: &ClientInfo,
+) -> bool {
+    let tls = &service.params.tls;
+    let Some(config) = service.tls.clone() else {
+        return false;
+    };
+    smtpd_tls::log_started(tls, client);
+    match stream.accept(config, tls).await {
+        Ok(info) => {
+            smtpd_tls::log_established(tls, client, &info);
+            session.tls_established(info);
+            true
+        }
+        Err(why) => {
+            smtpd_tls::log_failed(client, session.last_command(), &why);
+            false
+        }
+    }
 }
 
 /// A message's content did not fit in the shard's budget: the session
@@ -311,7 +376,7 @@ fn log_no_memory(shard: &Shard, client: &ClientInfo) {
     );
 }
 
-async fn flush(stream: &mut TcpStream, session: &mut Session) -> std::io::Result<()> {
+async fn flush(stream: &mut Conn, session: &mut Session) -> std::io::Result<()> {
     let out = session.output();
     if out.is_empty() {
         return Ok(());
@@ -322,7 +387,14 @@ async fn flush(stream: &mut TcpStream, session: &mut Session) -> std::io::Result
 }
 
 /// Cleanup, commit, and tell the session the outcome.
-async fn store_message(shard: &Shard, session: &mut Session, client: &mut ClientInfo) {
+async fn store_message(
+    shard: &Shard,
+    session: &mut Session,
+    client: &mut ClientInfo,
+    tls_received_header: bool,
+) {
+    let tls_info = session.tls_info().cloned();
+    let tls = tls_info.as_ref();
     // The content's memory stays reserved until the commit returned (on
     // every way out of this function, by drop). It covers the content
     // twice: cleanup's copy, then the commit's encoding of that copy once
@@ -346,6 +418,10 @@ async fn store_message(shard: &Shard, session: &mut Session, client: &mut Client
             origin: Origin::Smtp { client },
             envelope: &mut envelope,
             content: &content,
+            tls: tls.map(|info| ReceivedTls {
+                info,
+                clause: tls_received_header,
+            }),
         },
     );
     drop(content);

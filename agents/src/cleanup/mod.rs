@@ -141,6 +141,17 @@ pub struct CleanupInput<'a> {
     pub envelope: &'a mut Envelope,
     /// The message as received: CRLF lines, dot-unstuffed.
     pub content: &'a [u8],
+    /// smtpd under TLS: the Received: header says `with ESMTPS`, and with
+    /// `smtpd_tls_received_header = yes` names the protocol and cipher.
+    pub tls: Option<ReceivedTls<'a>>,
+}
+
+/// TLS on the connection a message came in on, for its Received: header.
+#[derive(Clone, Copy, Debug)]
+pub struct ReceivedTls<'a> {
+    pub info: &'a sluice_protocols::smtp::server::TlsInfo,
+    /// `smtpd_tls_received_header`: add the `(using …)` clause.
+    pub clause: bool,
 }
 
 /// The message as it is queued.
@@ -198,6 +209,7 @@ pub fn cleanup_with_date(
         origin,
         envelope,
         content,
+        tls,
         ..
     } = input;
     let mut out = Vec::with_capacity(content.len() + HEADER_RESERVE);
@@ -205,7 +217,15 @@ pub fn cleanup_with_date(
     // The "for" clause names the recipient the client gave, before
     // rewriting, and only when it gave exactly one RCPT (duplicates count,
     // as in smtpd's rcpt_count).
-    received::push_received(&mut out, params, qid, &origin, &envelope.recipients, date);
+    received::push_received(
+        &mut out,
+        params,
+        qid,
+        &origin,
+        tls,
+        &envelope.recipients,
+        date,
+    );
 
     let smtp = matches!(origin, Origin::Smtp { .. });
     let mut scan = headers::scan(content, params.header_size_limit, smtp, &mut out);

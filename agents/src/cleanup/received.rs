@@ -40,7 +40,7 @@ use std::net::IpAddr;
 
 use sluice_protocols::envelope::{ClientInfo, Recipient};
 
-use super::{CleanupParams, Origin};
+use super::{CleanupParams, Origin, ReceivedTls};
 use crate::rewrite::quote_822_local;
 
 /// Appends the Received: header (with its final CRLF) to `out`.
@@ -49,11 +49,12 @@ pub(super) fn push_received(
     params: &CleanupParams,
     qid: &str,
     origin: &Origin<'_>,
+    tls: Option<ReceivedTls<'_>>,
     recipients: &[Recipient],
     date: &str,
 ) {
     match origin {
-        Origin::Smtp { client } => push_smtpd(out, params, qid, client, recipients, date),
+        Origin::Smtp { client } => push_smtpd(out, params, qid, client, tls, recipients, date),
         Origin::Pickup { uid } => {
             out.extend_from_slice(b"Received: by ");
             out.extend_from_slice(params.myhostname.as_bytes());
@@ -73,6 +74,7 @@ fn push_smtpd(
     params: &CleanupParams,
     qid: &str,
     client: &ClientInfo,
+    tls: Option<ReceivedTls<'_>>,
     recipients: &[Recipient],
     date: &str,
 ) {
@@ -82,12 +84,20 @@ fn push_smtpd(
     push_sanitized(out, &client.name);
     out.extend_from_slice(b" [");
     out.extend_from_slice(rfc_addr(client.addr).as_bytes());
-    out.extend_from_slice(b"])\r\n\tby ");
+    out.extend_from_slice(b"])\r\n");
+    if let Some(tls) = tls.filter(|t| t.clause) {
+        push_tls_clause(out, tls.info);
+    }
+    out.extend_from_slice(b"\tby ");
     out.extend_from_slice(params.myhostname.as_bytes());
     out.extend_from_slice(b" (");
     out.extend_from_slice(params.mail_name.as_bytes());
     out.extend_from_slice(b") with ");
     out.extend_from_slice(client.protocol.as_str().as_bytes());
+    if tls.is_some() && client.protocol == sluice_protocols::envelope::Protocol::Esmtp {
+        // RFC 3848: ESMTPS is ESMTP under TLS.
+        out.push(b'S');
+    }
     out.extend_from_slice(b" id ");
     out.extend_from_slice(qid.as_bytes());
     if let [only] = recipients {
@@ -99,6 +109,39 @@ fn push_smtpd(
     }
     out.extend_from_slice(date.as_bytes());
     out.extend_from_slice(b"\r\n");
+}
+
+/// Postfix 3.4+'s TLS clause (smtpd_tls_received_header = yes):
+///
+/// ```text
+///     (using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)
+///      key-exchange X25519 server-signature ECDSA (P-256) server-digest SHA256)
+///     (No client certificate requested)
+/// ```
+fn push_tls_clause(out: &mut Vec<u8>, info: &sluice_protocols::smtp::server::TlsInfo) {
+    let mut text = format!(
+        "\t(using {} with cipher {} ({}/{} bits)",
+        info.protocol, info.cipher, info.bits, info.bits
+    );
+    let mut details = String::new();
+    let _ = info.fmt_details(&mut details, "");
+    if !details.is_empty() {
+        text.push_str("\r\n\t ");
+        text.push_str(&details);
+    }
+    text.push_str(")\r\n\t(No client certificate requested)\r\n");
+    push_sanitized_lines(out, &text);
+}
+
+/// Our own text with its CRLF TAB folds, other control bytes neutered.
+fn push_sanitized_lines(out: &mut Vec<u8>, text: &str) {
+    out.extend(text.bytes().map(|b| {
+        if b.is_ascii_control() && !matches!(b, b'\r' | b'\n' | b'\t') {
+            b'?'
+        } else {
+            b
+        }
+    }));
 }
 
 /// Postfix's `rfc_addr`: the address as it appears between brackets.

@@ -58,6 +58,7 @@ fn run(
             origin,
             envelope: env,
             content,
+            tls: None,
         },
         DATE,
     )
@@ -677,6 +678,7 @@ fn cleanup_dates_in_the_local_zone() {
             origin: Origin::Smtp { client: &c },
             envelope: &mut env,
             content: b"",
+            tls: None,
         },
     )
     .expect("accepted");
@@ -742,4 +744,51 @@ fn long_lines_are_kept_whole() {
     let out = text(&c);
     assert!(out.contains(&format!("\r\n{header}\r\n")), "header changed");
     assert!(out.ends_with(&format!("\r\n\r\n{body}")), "body changed");
+}
+
+/// smtpd under TLS: `with ESMTPS` always; the `(using …)` clause only with
+/// smtpd_tls_received_header = yes, in Postfix 3.4+'s shape.
+#[test]
+fn received_header_under_tls() {
+    let info = sluice_protocols::smtp::server::TlsInfo {
+        protocol: "TLSv1.3".into(),
+        cipher: "TLS_AES_256_GCM_SHA384".into(),
+        bits: 256,
+        key_exchange: Some("X25519".into()),
+        server_signature: Some("ECDSA (P-256)".into()),
+        server_digest: Some("SHA256".into()),
+    };
+    let c = esmtp_client();
+    for clause in [false, true] {
+        let mut env = envelope("a@example.net", &["b@example.org"]);
+        let out = cleanup_with_date(
+            &params(),
+            CleanupInput {
+                qid: QID,
+                arrival_secs: ARRIVAL,
+                origin: Origin::Smtp { client: &c },
+                envelope: &mut env,
+                content: b"Subject: x\r\n",
+                tls: Some(super::ReceivedTls {
+                    info: &info,
+                    clause,
+                }),
+            },
+            DATE,
+        )
+        .expect("accepted");
+        let using = if clause {
+            "\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)\r\n\
+             \t key-exchange X25519 server-signature ECDSA (P-256) server-digest SHA256)\r\n\
+             \t(No client certificate requested)\r\n"
+        } else {
+            ""
+        };
+        let want = format!(
+            "Received: from client.example.net (client.example.net [192.0.2.10])\r\n\
+             {using}\tby mx.example.com (Sluice) with ESMTPS id {QID}\r\n\
+             \tfor <b@example.org>; {DATE}\r\n"
+        );
+        assert!(text(&out).starts_with(&want), "{}", text(&out));
+    }
 }

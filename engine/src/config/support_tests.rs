@@ -95,9 +95,10 @@ fn values_are_compared_after_expansion_and_conversion() {
 }
 
 /// The example: a submission service with TLS and SASL used to
-/// pass `sluice check` and serve plaintext.
+/// pass `sluice check` and serve plaintext. TLS is implemented now (and
+/// needs a certificate); SASL is still refused.
 #[test]
-fn submission_with_tls_and_sasl_is_refused() {
+fn submission_with_sasl_is_refused() {
     let c = build(
         "",
         concat!(
@@ -105,7 +106,6 @@ fn submission_with_tls_and_sasl_is_refused() {
             "# submission\n",
             "127.0.0.1:2587 inet n - n - - smtpd\n",
             "  -o syslog_name=postfix/submission\n",
-            "  -o smtpd_tls_security_level=encrypt\n",
             "  -o smtpd_sasl_auth_enable=yes\n",
             "  -o smtpd_client_restrictions=permit_sasl_authenticated,reject\n",
             "  -o smtpd_recipient_restrictions=permit_sasl_authenticated,reject\n",
@@ -115,7 +115,6 @@ fn submission_with_tls_and_sasl_is_refused() {
     assert_eq!(
         refusals(&c),
         [
-            format!("{svc}: parameter smtpd_tls_security_level is not implemented yet; refusing to run without it (TLS is not implemented yet: Sluice would talk plaintext)"),
             format!("{svc}: parameter smtpd_sasl_auth_enable is not implemented yet; refusing to run without it (SASL is not implemented yet: nobody can authenticate)"),
             format!("{svc}: parameter smtpd_client_restrictions is not implemented yet; refusing to run without it (only smtpd_relay_restrictions and smtpd_recipient_restrictions are enforced)"),
         ]
@@ -124,6 +123,45 @@ fn submission_with_tls_and_sasl_is_refused() {
         not_implemented(&c),
         [format!("{svc}: parameter syslog_name is not implemented; it has no effect (Sluice logs to queue_directory/maillog)")]
     );
+}
+
+/// A TLS level without a certificate, or wrapper mode without TLS, is a
+/// load error: the listener would otherwise serve plaintext.
+#[test]
+fn tls_without_a_certificate_is_an_error() {
+    for (overrides, want) in [
+        (
+            "-o smtpd_tls_security_level=encrypt",
+            "/etc/sluice/master.cf:1: TLS needs a certificate: set smtpd_tls_chain_files or smtpd_tls_cert_file: smtpd_tls_security_level = encrypt",
+        ),
+        (
+            "-o smtpd_use_tls=yes",
+            "/etc/sluice/master.cf:1: TLS needs a certificate: set smtpd_tls_chain_files or smtpd_tls_cert_file: smtpd_use_tls = yes",
+        ),
+        (
+            "-o smtpd_tls_wrappermode=yes",
+            "/etc/sluice/master.cf:1: wrapper mode needs smtpd_tls_security_level = may or encrypt: smtpd_tls_wrappermode = yes",
+        ),
+        (
+            "-o smtpd_tls_security_level=encrypt -o smtpd_tls_cert_file=/nonexistent/cert.pem",
+            "/etc/sluice/master.cf:1: /nonexistent/cert.pem: cannot read: No such file or directory (os error 2)",
+        ),
+        (
+            "-o smtpd_tls_mandatory_protocols=<=TLSv1.1",
+            "/etc/sluice/master.cf:1: smtpd_tls_mandatory_protocols: allows neither TLSv1.2 nor TLSv1.3, the only versions Sluice speaks",
+        ),
+    ] {
+        let master = format!("127.0.0.1:2525 inet n - n - - smtpd {overrides}\n");
+        let err = from_text(
+            Path::new("/etc/sluice"),
+            ("", Path::new(MAIN)),
+            (&master, Path::new(MASTER)),
+            &HostFacts::for_tests(),
+            Path::new("/run/here"),
+        )
+        .expect_err(overrides);
+        assert_eq!(err.to_string(), want, "{overrides}");
+    }
 }
 
 #[test]

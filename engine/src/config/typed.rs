@@ -90,6 +90,8 @@ pub struct SmtpdParams {
     /// smtpd_client_connection_rate_limit, smtpd_client_message_rate_limit,
     /// smtpd_client_recipient_rate_limit.
     pub client_limits: ClientLimits,
+    /// STARTTLS and wrapper mode (`smtpd_tls_*`), certificate loaded.
+    pub tls: crate::tls::SmtpdTls,
 }
 
 /// smtpd's per-client limits, checked against anvil's counts.
@@ -289,6 +291,7 @@ impl SmtpdParams {
             relay_restrictions: restriction_list(main, "smtpd_relay_restrictions")?,
             recipient_restrictions: restriction_list(main, "smtpd_recipient_restrictions")?,
             client_limits: ClientLimits::from_main(main)?,
+            tls: crate::tls::SmtpdTls::from_main(main)?,
         })
     }
 }

@@ -46,6 +46,10 @@ fn server_config(config: &Config) -> ServerConfig {
         bare_newline: BareNewline::No,
         forbid_unauth_pipelining: false,
         disable_vrfy: s.disable_vrfy_command,
+        // `sendmail -bs` talks over a pipe: no TLS to start.
+        starttls: false,
+        tls_required: false,
+        tls_auth_only: false,
     }
 }
 
@@ -114,7 +118,8 @@ pub(super) fn run(
                 session.decide(Ok(()));
                 continue;
             }
-            Want::Close => return exit::OK,
+            // Never asked (starttls is off): treat it as the end.
+            Want::Close | Want::StartTls => return exit::OK,
             Want::More => {}
         }
         let n = loop {

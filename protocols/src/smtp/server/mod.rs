@@ -62,7 +62,7 @@ use crate::envelope::{Envelope, Protocol};
 use crate::smtp::{reply::Reply, BareNewline};
 
 pub use budget::Budget;
-pub use session::Session;
+pub use session::{Session, TlsInfo};
 
 /// Postfix's `smtpd_recipient_overshoot_limit` default: recipients beyond
 /// `smtpd_recipient_limit` that get `452` without counting as errors.
@@ -95,6 +95,16 @@ pub struct ServerConfig {
     pub forbid_unauth_pipelining: bool,
     /// `disable_vrfy_command` (no).
     pub disable_vrfy: bool,
+    /// STARTTLS is offered and accepted: a certificate is configured,
+    /// `smtpd_tls_security_level` is `may` or `encrypt`, and the listener
+    /// is not in wrapper mode.
+    pub starttls: bool,
+    /// `smtpd_tls_security_level = encrypt`: before TLS, commands other
+    /// than EHLO, HELO, STARTTLS, RSET, NOOP, HELP and QUIT get `530 5.7.0
+    /// Must issue a STARTTLS command first`.
+    pub tls_required: bool,
+    /// `smtpd_tls_auth_only`: AUTH is offered and accepted only under TLS.
+    pub tls_auth_only: bool,
 }
 
 impl ServerConfig {
@@ -114,6 +124,9 @@ impl ServerConfig {
             bare_newline: BareNewline::Normalize,
             forbid_unauth_pipelining: true,
             disable_vrfy: false,
+            starttls: false,
+            tls_required: false,
+            tls_auth_only: false,
         }
     }
 }
@@ -176,6 +189,11 @@ pub enum Want {
     /// Ask about this event (see [`Policy::rate_limited`]), call
     /// [`Session::decide`], then `receive` the same input again.
     Decide(RateEvent),
+    /// STARTTLS was accepted: flush output (`220 2.0.0 Ready to start
+    /// TLS`) in plaintext, run the server handshake, then call
+    /// [`Session::tls_established`], or close if it failed. The input
+    /// was consumed to its end: plaintext after STARTTLS is dropped.
+    StartTls,
 }
 
 /// The result of one [`Session::receive`] call.

@@ -38,6 +38,9 @@ use crate::envelope::{Envelope, Protocol, Recipient};
 use crate::smtp::reply::Reply;
 use crate::smtp::BareNewline;
 
+mod starttls;
+pub use starttls::TlsInfo;
+
 /// At most this much content buffer is reserved up front from a SIZE=
 /// declaration; beyond it the buffer grows as data arrives, so a false SIZE
 /// cannot make us allocate.
@@ -77,6 +80,12 @@ pub struct Session {
     asking: Option<RateEvent>,
     /// The owner's answer, for the suspended command when it is fed again.
     decided: Option<(RateEvent, Result<(), Reply>)>,
+    /// TLS is active: what the handshake negotiated (see `starttls`).
+    tls: Option<TlsInfo>,
+    /// STARTTLS was accepted; no input is read until the handshake ends.
+    starting_tls: bool,
+    /// Plaintext bytes dropped after STARTTLS (CVE-2011-0411).
+    plaintext_discarded: usize,
 }
 
 /// What the next input bytes are.
@@ -173,6 +182,9 @@ impl Session {
             last_command: "CONNECT",
             asking: None,
             decided: None,
+            tls: None,
+            starting_tls: false,
+            plaintext_discarded: 0,
         }
     }
 
@@ -198,6 +210,12 @@ impl Session {
             return Progress {
                 consumed: 0,
                 want: Want::Message,
+            };
+        }
+        if self.starting_tls {
+            return Progress {
+                consumed: 0,
+                want: Want::StartTls,
             };
         }
         if matches!(self.input, Input::Closed) {
@@ -411,6 +429,10 @@ impl Session {
             self.command(line, crlf, next < input.len(), policy);
             if let Some(event) = self.asking {
                 return Step::Stop(pos, Want::Decide(event));
+            }
+            if self.starting_tls {
+                let (consumed, want) = self.discard_after_starttls(input, next);
+                return Step::Stop(consumed, want);
             }
         }
         self.after_command(next)
@@ -646,22 +668,9 @@ impl Session {
             }
         }
         let args = &tokens[1..];
-        let outcome = match verb {
-            Verb::Helo => self.helo_cmd(line, args, false),
-            Verb::Ehlo => self.helo_cmd(line, args, true),
-            Verb::Mail => self.mail_cmd(line, args, policy),
-            Verb::Rcpt => self.rcpt_cmd(line, args, policy),
-            Verb::Data => self.data_cmd(args),
-            Verb::Bdat => self.bdat_cmd(line, args),
-            Verb::Rset => self.rset_cmd(args),
-            Verb::Noop => self.reply(OK),
-            Verb::Vrfy => self.vrfy_cmd(line, args),
-            Verb::Etrn => self.etrn_cmd(line, args),
-            Verb::Help => self.reply(HELP),
-            Verb::Quit => {
-                self.input = Input::Closed;
-                self.reply(BYE)
-            }
+        let outcome = match self.tls_gate(verb.pre_tls()) {
+            Some(refused) => refused,
+            None => self.run(verb, line, args, policy),
         };
         match outcome {
             Outcome::Ok => self.stats.record(verb, true),
@@ -677,6 +686,28 @@ impl Session {
             self.junk_cmds = junk.saturating_add(1);
             if junk > self.cfg.junk_command_limit {
                 self.count_error();
+            }
+        }
+    }
+
+    /// Runs one command (its state and syntax checks, then its work).
+    fn run(&mut self, verb: Verb, line: &[u8], args: &[Token], policy: &mut dyn Policy) -> Outcome {
+        match verb {
+            Verb::Helo => self.helo_cmd(line, args, false),
+            Verb::Ehlo => self.helo_cmd(line, args, true),
+            Verb::Starttls => self.starttls_cmd(args),
+            Verb::Mail => self.mail_cmd(line, args, policy),
+            Verb::Rcpt => self.rcpt_cmd(line, args, policy),
+            Verb::Data => self.data_cmd(args),
+            Verb::Bdat => self.bdat_cmd(line, args),
+            Verb::Rset => self.rset_cmd(args),
+            Verb::Noop => self.reply(OK),
+            Verb::Vrfy => self.vrfy_cmd(line, args),
+            Verb::Etrn => self.etrn_cmd(line, args),
+            Verb::Help => self.reply(HELP),
+            Verb::Quit => {
+                self.input = Input::Closed;
+                self.reply(BYE)
             }
         }
     }
@@ -730,8 +761,12 @@ impl Session {
         if !cfg.disable_vrfy {
             out.extend_from_slice(b"250-VRFY\r\n");
         }
-        out.extend_from_slice(
-            b"250-ETRN\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n",
+        out.extend_from_slice(b"250-ETRN\r\n");
+        if self.offers_starttls() {
+            self.out.extend_from_slice(b"250-STARTTLS\r\n");
+        }
+        self.out.extend_from_slice(
+            b"250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n",
         );
         Outcome::Ok
     }

@@ -14,6 +14,7 @@ mod props;
 mod rates;
 mod smuggling;
 mod splits;
+mod starttls;
 mod transcript;
 mod units;
 
@@ -83,6 +84,18 @@ impl Policy for TestPolicy {
 
     fn rate_limited(&mut self, _event: RateEvent) -> bool {
         self.rate_limits.is_some()
+    }
+}
+
+/// What a test "handshake" negotiates.
+pub(super) fn test_tls() -> super::TlsInfo {
+    super::TlsInfo {
+        protocol: "TLSv1.3".into(),
+        cipher: "TLS_AES_256_GCM_SHA384".into(),
+        bits: 256,
+        key_exchange: Some("X25519".into()),
+        server_signature: Some("ECDSA (P-256)".into()),
+        server_digest: Some("SHA256".into()),
     }
 }
 
@@ -157,6 +170,11 @@ impl T {
                     self.s.decide(answer);
                 }
                 Want::Close => break,
+                // The handshake "succeeds"; the rest was discarded.
+                Want::StartTls => {
+                    self.s.tls_established(test_tls());
+                    break;
+                }
             }
         }
         self.take_output()
@@ -237,6 +255,10 @@ pub(super) fn drive_with(cfg: ServerConfig, mut policy: TestPolicy, reads: &[&[u
                 Want::Close => {
                     closed = true;
                     break 'reads;
+                }
+                Want::StartTls => {
+                    s.tls_established(test_tls());
+                    break;
                 }
             }
         }
