@@ -29,7 +29,7 @@ pub const MAX_EXPANSION: usize = 1 << 20;
 
 /// The most `$` references one expansion may evaluate: the same doubling
 /// with empty values costs time instead of memory.
-pub const MAX_EXPANSION_STEPS: usize = 100_000;
+pub const MAX_EXPANSION_STEPS: usize = 10_000;
 
 /// State of one [`expand`] call.
 struct Cx<'a> {

@@ -27,7 +27,7 @@ use sluice_storage::record::{self, MessageRecord, RecipientStatus, Record};
 
 /// Cases per target unless `SLUICE_FUZZ_CASES` says otherwise (explicit,
 /// not proptest's default or its PROPTEST_CASES).
-const CASES: u32 = 3_000;
+const CASES: u32 = 2_000;
 /// Wall time per target unless `SLUICE_FUZZ_SECS` says otherwise.
 const BUDGET: Duration = Duration::from_secs(2);
 
