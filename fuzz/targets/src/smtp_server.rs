@@ -3,8 +3,10 @@
 //! bytes reach MAIL, RCPT, DATA, BDAT and the end-of-data scanner instead
 //! of dying at "500 command not recognized".
 //!
-//! Input layout: the first byte picks the configuration; each following
-//! byte is a word of the alphabet, except `0xE0..=0xEF` (the next byte goes
+//! Input layout: the first byte picks the configuration (bits: 0-1 bare
+//! newline handling, 2 unauthenticated pipelining, 3 size limit, 4 no
+//! greeting, 5 rate limits, 6 STARTTLS offered, 7 TLS required); each
+//! following byte is a word of the alphabet, except `0xE0..=0xEF` (the next byte goes
 //! in raw) and `0xF0..=0xFF` (a read boundary).
 //!
 //! Checked: no panic, `consumed <= input`, the caller never buffers more
@@ -15,7 +17,7 @@
 use std::rc::Rc;
 
 use sluice_protocols::smtp::reply::Reply;
-use sluice_protocols::smtp::server::{Policy, RateEvent, ServerConfig, Session, Want};
+use sluice_protocols::smtp::server::{Policy, RateEvent, ServerConfig, Session, TlsInfo, Want};
 use sluice_protocols::smtp::BareNewline;
 
 const ALPHABET: &[&[u8]] = &[
@@ -62,6 +64,8 @@ const ALPHABET: &[&[u8]] = &[
     b"x",
     b"\xc3\xb6",
     b"Subject: hi",
+    // Appended last, so that older seeds keep their meaning.
+    b"STARTTLS\r\n",
 ];
 
 /// Refuses recipients in the `deny` domain; with rate limits on, every
@@ -117,6 +121,8 @@ pub fn run(data: &[u8]) {
         recipient_limit: 3,
         line_length_limit: 64,
         hard_error_limit: 50,
+        starttls: flags & 64 != 0,
+        tls_required: flags & 64 != 0 && flags & 128 != 0,
         ..ServerConfig::for_tests("fuzz.example")
     };
     let size_limit = cfg.message_size_limit;
@@ -172,6 +178,16 @@ pub fn run(data: &[u8]) {
                         ))
                     } else {
                         Ok(())
+                    });
+                }
+                Want::StartTls => {
+                    // The driver's handshake, always successful here; the
+                    // session itself dropped what followed STARTTLS.
+                    s.tls_established(TlsInfo {
+                        protocol: "TLSv1.3".into(),
+                        cipher: "TLS_AES_128_GCM_SHA256".into(),
+                        bits: 128,
+                        ..TlsInfo::default()
                     });
                 }
                 Want::Close => break 'reads,
