@@ -10,7 +10,9 @@
 //! in Postfix's words;
 //! [`Connection::reset`] probes a cached connection with RSET before
 //! reuse; [`Connection::quit`] says goodbye. Finding the server (DNS, MX
-//! order), connecting, the connection cache and TLS are the engine's.
+//! order), connecting and the connection cache are the engine's; STARTTLS
+//! ([`Connection::open_tls`]) follows the policy the engine looks up for
+//! the destination ([`tls`]).
 //!
 //! **Trust.** The server is untrusted. A server that stalls costs one
 //! timeout (each read of a reply and each write is bounded by the
@@ -52,6 +54,9 @@
 mod error;
 mod io;
 mod session;
+mod starttls;
+mod stream;
+pub mod tls;
 mod transaction;
 
 #[cfg(test)]
@@ -91,6 +96,9 @@ pub struct SmtpParams {
     pub data_xfer_timeout: Duration,
     /// `smtp_data_done_timeout` (600s): the reply to the final dot.
     pub data_done_timeout: Duration,
+    /// `smtp_starttls_timeout` (300s): the reply to STARTTLS, and the
+    /// TLS handshake.
+    pub starttls_timeout: Duration,
     /// `smtp_quit_timeout` (300s).
     pub quit_timeout: Duration,
     /// `smtp_rset_timeout` (20s).
@@ -122,6 +130,7 @@ impl SmtpParams {
             data_init_timeout: Duration::from_secs(120),
             data_xfer_timeout: Duration::from_secs(180),
             data_done_timeout: Duration::from_secs(600),
+            starttls_timeout: Duration::from_secs(300),
             quit_timeout: Duration::from_secs(300),
             rset_timeout: Duration::from_secs(20),
             pipelining: true,
@@ -135,6 +144,7 @@ impl SmtpParams {
     pub fn timeout(&self, stage: Stage) -> Duration {
         match stage {
             Stage::Greeting | Stage::Ehlo | Stage::Helo => self.helo_timeout,
+            Stage::StartTls => self.starttls_timeout,
             Stage::Mail => self.mail_timeout,
             Stage::Rcpt => self.rcpt_timeout,
             Stage::Data => self.data_init_timeout,
