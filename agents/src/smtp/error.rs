@@ -53,7 +53,10 @@ impl Stage {
     /// counts against the destination), rather than one during mail
     /// transfer with a working server.
     pub fn is_handshake(self) -> bool {
-        matches!(self, Stage::Greeting | Stage::Ehlo | Stage::Helo | Stage::StartTls)
+        matches!(
+            self,
+            Stage::Greeting | Stage::Ehlo | Stage::Helo | Stage::StartTls
+        )
     }
 }
 

@@ -243,7 +243,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    pub(super) fn refused(&mut self, stage: Stage, reply: &ServerReply, dsn: EnhancedCode) -> SessionError {
+    pub(super) fn refused(
+        &mut self,
+        stage: Stage,
+        reply: &ServerReply,
+        dsn: EnhancedCode,
+    ) -> SessionError {
         self.usable = false;
         SessionError::Refused {
             peer: self.namaddr.clone(),

@@ -55,7 +55,6 @@ fn main_cf_settings_warn_or_refuse_with_file_and_line() {
         [
             "/etc/sluice/main.cf:2: parameter header_checks is not implemented yet; refusing to run without it (header and body checks are not implemented: content would pass uninspected)",
             "/etc/sluice/main.cf:6: parameter smtpd_client_restrictions is not implemented yet; refusing to run without it (only smtpd_relay_restrictions and smtpd_recipient_restrictions are enforced)",
-            "/etc/sluice/main.cf:8: parameter smtp_tls_security_level is not implemented yet; refusing to run without it (TLS is not implemented yet: Sluice would talk plaintext)",
         ]
     );
     // Defaults written out (soft_bounce = no, alias_maps, level none) say

@@ -18,7 +18,9 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 
 use super::policy::{policy_lookup_keys, Protocols, TlsLevel, TlsPolicy};
 
@@ -127,7 +129,8 @@ impl TlsClient {
     /// is an empty set of trust roots when a level needs them.
     pub fn new(params: &TlsClientParams) -> Result<TlsClient, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let webpki = if params.needs_roots() || params.ca_file.is_some() || params.ca_path.is_some() {
+        let webpki = if params.needs_roots() || params.ca_file.is_some() || params.ca_path.is_some()
+        {
             let roots = load_roots(params.ca_file.as_deref(), params.ca_path.as_deref())?;
             let v = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                 .build()
@@ -248,7 +251,9 @@ impl TlsClient {
 fn match_names(patterns: &[String], mx_host: &str, nexthop: &str) -> Vec<ServerName<'static>> {
     let in_domain = |suffix: &str| {
         mx_host.len() > suffix.len()
-            && mx_host.to_ascii_lowercase().ends_with(&suffix.to_ascii_lowercase())
+            && mx_host
+                .to_ascii_lowercase()
+                .ends_with(&suffix.to_ascii_lowercase())
     };
     let mut names = Vec::new();
     for p in patterns {
@@ -285,12 +290,15 @@ fn load_roots(ca_file: Option<&Path>, ca_path: Option<&Path>) -> Result<RootCert
     };
     if let Some(file) = ca_file {
         if add(&mut roots, file, "smtp_tls_CAfile")? == 0 {
-            return Err(format!("smtp_tls_CAfile {}: no certificates", file.display()));
+            return Err(format!(
+                "smtp_tls_CAfile {}: no certificates",
+                file.display()
+            ));
         }
     }
     if let Some(dir) = ca_path {
-        let entries =
-            std::fs::read_dir(dir).map_err(|e| format!("smtp_tls_CApath {}: {e}", dir.display()))?;
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| format!("smtp_tls_CApath {}: {e}", dir.display()))?;
         for entry in entries.flatten() {
             let path = entry.path();
             if path.is_file() {
@@ -333,7 +341,12 @@ impl ServerCertVerifier for AcceptAny {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -342,7 +355,12 @@ impl ServerCertVerifier for AcceptAny {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -375,7 +393,8 @@ impl ServerCertVerifier for MatchNames {
             {
                 Ok(ok) => return Ok(ok),
                 Err(rustls::Error::InvalidCertificate(
-                    CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+                    CertificateError::NotValidForName
+                    | CertificateError::NotValidForNameContext { .. },
                 )) => {}
                 Err(other) => last = other,
             }

@@ -13,7 +13,9 @@ pub mod client;
 pub mod policy;
 
 pub use client::{ServerNameMode, TlsClient, TlsClientParams, TlsSetup};
-pub use policy::{decide, Handshake, Protocols, TlsAction, TlsEvent, TlsFailure, TlsLevel, TlsPolicy};
+pub use policy::{
+    decide, Handshake, Protocols, TlsAction, TlsEvent, TlsFailure, TlsLevel, TlsPolicy,
+};
 
 /// The negotiated session, for logs: `TLSv1.3`, `TLS_AES_256_GCM_SHA384`,
 /// and the cipher's key size in bits.

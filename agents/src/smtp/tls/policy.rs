@@ -86,10 +86,7 @@ impl Protocols {
         let (mut lo, mut hi) = (0usize, NAMES.len() - 1);
         let mut included: Option<Vec<usize>> = None;
         let mut excluded = Vec::new();
-        for word in text
-            .split([' ', ',', ':', '\t'])
-            .filter(|w| !w.is_empty())
-        {
+        for word in text.split([' ', ',', ':', '\t']).filter(|w| !w.is_empty()) {
             let bad = || format!("unknown TLS protocol {word:?} in {text:?}");
             if let Some(v) = word.strip_prefix(">=") {
                 lo = lo.max(rank(v).ok_or_else(bad)?);
@@ -98,7 +95,9 @@ impl Protocols {
             } else if let Some(v) = word.strip_prefix('!') {
                 excluded.push(rank(v).ok_or_else(bad)?);
             } else {
-                included.get_or_insert_with(Vec::new).push(rank(word).ok_or_else(bad)?);
+                included
+                    .get_or_insert_with(Vec::new)
+                    .push(rank(word).ok_or_else(bad)?);
             }
         }
         let on = |r: usize| {
@@ -148,7 +147,9 @@ impl TlsPolicy {
         let mut words = text.split_whitespace();
         let level_word = words.next().ok_or("empty TLS policy")?;
         let level = TlsLevel::parse(level_word).ok_or_else(|| {
-            format!("TLS level {level_word:?} is not implemented (none, may, encrypt, verify, secure)")
+            format!(
+                "TLS level {level_word:?} is not implemented (none, may, encrypt, verify, secure)"
+            )
         })?;
         let mut policy = TlsPolicy::level(level);
         for word in words {

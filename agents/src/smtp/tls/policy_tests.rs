@@ -82,14 +82,17 @@ fn protocols_in_postfix_syntax() {
 
 #[test]
 fn policy_entries_and_their_attributes() {
-    let p = TlsPolicy::parse("verify match=mx.example.net:example.net protocols=>=TLSv1.3")
-        .unwrap();
+    let p =
+        TlsPolicy::parse("verify match=mx.example.net:example.net protocols=>=TLSv1.3").unwrap();
     assert_eq!(p.level, Verify);
     assert_eq!(
         p.matches,
-        Some(vec!["mx.example.net".to_string(), "example.net".to_string()])
+        Some(vec![
+            "mx.example.net".to_string(),
+            "example.net".to_string()
+        ])
     );
-    assert_eq!(p.protocols.unwrap().tls12, false);
+    assert!(!p.protocols.unwrap().tls12);
     assert_eq!(TlsPolicy::parse("encrypt"), Ok(TlsPolicy::level(Encrypt)));
     assert!(TlsPolicy::parse("encrypt ciphers=high").is_err());
     assert!(TlsPolicy::parse("dane").is_err());
@@ -98,7 +101,10 @@ fn policy_entries_and_their_attributes() {
 
 #[test]
 fn lookup_keys_follow_postfix() {
-    assert_eq!(policy_lookup_keys("[mx.example.net]:25"), ["[mx.example.net]:25"]);
+    assert_eq!(
+        policy_lookup_keys("[mx.example.net]:25"),
+        ["[mx.example.net]:25"]
+    );
     assert_eq!(
         policy_lookup_keys("mail.example.com"),
         ["mail.example.com", ".example.com", ".com"]
