@@ -371,11 +371,11 @@ impl Dispatch {
                         uses: 0,
                     })
                 }
-                Err((outcome, feedback)) => {
+                Err((outcome, feedback, relay)) => {
                     return all(
                         req,
                         outcome,
-                        "none".into(),
+                        relay,
                         0,
                         setup_start.elapsed().as_secs_f64(),
                         feedback,
@@ -468,7 +468,7 @@ impl Dispatch {
         dest: &Destination,
         tls: &Result<TlsClient, String>,
         policy: &TlsPolicy,
-    ) -> Result<Connection<TcpStream>, (RcptOutcome, Feedback)> {
+    ) -> Result<Connection<TcpStream>, ConnectFailure> {
         let (host, port, mx) = parse_nexthop(&dest.nexthop);
         let resolver = self.resolver.borrow().clone();
         let smtp = self.smtp.borrow().clone();
@@ -507,13 +507,14 @@ impl Dispatch {
                 } else {
                     Feedback::Failure
                 };
-                return Err((outcome, fb));
+                return Err((outcome, fb, "none".into()));
             }
         };
         let mut last = format!("no address for {host}");
         let mut last_feedback = Feedback::Failure;
         let mut last_permanent = false;
         let mut last_dsn = "4.4.1".to_string();
+        let mut last_relay = "none".to_string();
         for (name, ip) in candidates.into_iter().take(MX_ADDRESS_LIMIT) {
             let addr = SocketAddr::new(ip, port);
             let peer = format!("{name}[{ip}]:{port}");
@@ -526,6 +527,7 @@ impl Dispatch {
                             reason,
                         },
                         Feedback::Success,
+                        "none".into(),
                     ))
                 }
             };
@@ -558,11 +560,13 @@ impl Dispatch {
                 Err(reason) => last = reason,
                 Ok(Ok(c)) => return Ok(c),
                 Ok(Err(e)) => {
+                    // The server answered: Postfix names it in relay=.
+                    last_relay = peer.clone();
                     last = e.reason();
                     last_feedback = e.feedback();
                     last_permanent = e.is_permanent();
                     if last_permanent {
-                        return Err((e.outcome(), last_feedback));
+                        return Err((e.outcome(), last_feedback, last_relay));
                     }
                     if let SessionError::Tls { .. } = e {
                         last_dsn = e.dsn().to_string();
@@ -577,9 +581,14 @@ impl Dispatch {
                 reason: last,
             },
             last_feedback,
+            last_relay,
         ))
     }
 }
+
+/// Why no session could be opened: the outcome for every recipient, the
+/// concurrency feedback, and `relay=` (`none` when no server answered).
+type ConnectFailure = (RcptOutcome, Feedback, String);
 
 impl Dispatch {
     /// Whether `addr` failed a handshake at `may` recently.

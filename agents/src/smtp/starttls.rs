@@ -43,7 +43,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         if dropped > 0 {
             tracing::warn!(
                 target: "smtp",
-                "{}: discarding {dropped} bytes the server sent after its reply to STARTTLS",
+                "warning: {}: discarding {dropped} bytes the server sent after its reply to STARTTLS",
                 self.peer()
             );
         }
