@@ -110,6 +110,11 @@ struct TlsSink {
 
 impl TlsSink {
     fn start(certs: &Certs, mode: &str) -> TlsSink {
+        Self::start_with_auth(certs, mode, None)
+    }
+
+    /// With `creds` (`user:password`) the sink offers and checks AUTH.
+    fn start_with_auth(certs: &Certs, mode: &str, creds: Option<&str>) -> TlsSink {
         let dir = TempDir::new("tlssink");
         let log = dir.path().join("sink.jsonl");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tls_sink.py");
@@ -118,6 +123,7 @@ impl TlsSink {
             .args([&certs.cert, &certs.key])
             .arg(mode)
             .arg(&log)
+            .args(creds)
             .stdout(Stdio::piped())
             .spawn()
             .expect("python3 must be installed for this test");
@@ -342,4 +348,65 @@ fn bytes_pipelined_after_the_220_are_discarded() {
         "{}",
         inst.log()
     );
+}
+
+/// main.cf lines for SMTP AUTH to the sink as `user:password`.
+fn sasl_to(sink: &TlsSink, dir: &TempDir, creds: &str) -> String {
+    let maps = dir.path().join("sasl_passwd");
+    std::fs::write(&maps, format!("[127.0.0.1]:{} {creds}\n", sink.port)).unwrap();
+    format!(
+        "smtp_sasl_auth_enable = yes\nsmtp_sasl_password_maps = texthash:{}\n",
+        maps.display()
+    )
+}
+
+#[test]
+fn auth_plain_inside_tls_with_the_password_from_the_maps() {
+    let certs = make_certs();
+    let sink = TlsSink::start_with_auth(&certs, "starttls", Some("relayuser:s3cret"));
+    let dir = TempDir::new("sasl");
+    let inst = relay_one("saslok", &sink, &sasl_to(&sink, &dir, "relayuser:s3cret"));
+    let msg = delivered(&inst, &sink);
+    assert!(msg.contains(r#""auth": "PLAIN relayuser""#), "{msg}");
+    assert!(msg.contains(r#""tls": "TLSv1.3""#), "{msg}");
+    assert!(!inst.log().contains("s3cret"), "{}", inst.log());
+}
+
+#[test]
+fn auth_with_a_wrong_password_defers_with_the_servers_reply() {
+    let certs = make_certs();
+    let sink = TlsSink::start_with_auth(&certs, "starttls", Some("relayuser:s3cret"));
+    let dir = TempDir::new("sasl");
+    let inst = relay_one("saslbad", &sink, &sasl_to(&sink, &dir, "relayuser:wrong"));
+    deferred_with(
+        &inst,
+        &sink,
+        "dsn=4.7.8, status=deferred (SASL authentication failed; server 127.0.0.1[127.0.0.1] said: 535 5.7.8 Error: authentication failed: bad password)",
+    );
+}
+
+#[test]
+fn auth_is_not_sent_in_plaintext_by_default_but_login_is_when_allowed() {
+    let certs = make_certs();
+    let sink = TlsSink::start_with_auth(&certs, "nostarttls", Some("relayuser:s3cret"));
+    let dir = TempDir::new("sasl");
+    let inst = relay_one(
+        "saslplain",
+        &sink,
+        &sasl_to(&sink, &dir, "relayuser:s3cret"),
+    );
+    deferred_with(
+        &inst,
+        &sink,
+        "status=deferred (SASL authentication failed; cannot authenticate to server 127.0.0.1[127.0.0.1]: no mechanism available)",
+    );
+    drop(inst);
+    let extra = format!(
+        "{}smtp_sasl_security_options = noanonymous\nsmtp_sasl_mechanism_filter = login\n",
+        sasl_to(&sink, &dir, "relayuser:s3cret")
+    );
+    let inst = relay_one("saslplainok", &sink, &extra);
+    let msg = delivered(&inst, &sink);
+    assert!(msg.contains(r#""auth": "LOGIN relayuser""#), "{msg}");
+    assert!(msg.contains(r#""tls": null"#), "{msg}");
 }

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """A tiny SMTP sink with STARTTLS, for tests/outbound_tls.rs (stdlib only).
 
-Usage: tls_sink.py CERT KEY MODE LOG
+Usage: tls_sink.py CERT KEY MODE LOG [USER:PASSWORD]
+With USER:PASSWORD, EHLO offers AUTH PLAIN LOGIN (in plaintext too) and
+AUTH checks them (535 5.7.8 when wrong); messages record "auth".
 MODE: starttls (offer STARTTLS and do it), nostarttls (never offer it),
 broken (offer it, answer 220, then send junk instead of a handshake),
 inject (answer 220 and, in the same write, a pipelined fake reply).
@@ -10,6 +12,7 @@ Appends one JSON line per connection event to LOG:
 {"event": "connect"} and {"event": "message", "tls": "TLSv1.3"|null,
 "sni": name|null, "from": ..., "rcpt": [...]}.
 """
+import base64
 import json
 import socket
 import ssl
@@ -18,6 +21,7 @@ import threading
 import time
 
 CERT, KEY, MODE, LOG = sys.argv[1:5]
+CREDS = sys.argv[5] if len(sys.argv) > 5 else None
 LOCK = threading.Lock()
 
 
@@ -32,6 +36,7 @@ class Conn:
         self.buf = b""
         self.tls = None
         self.sni = None
+        self.auth = None
 
     def line(self):
         while b"\r\n" not in self.buf:
@@ -58,7 +63,23 @@ def serve(sock):
         verb = line.split(" ", 1)[0].upper()
         if verb in ("EHLO", "HELO"):
             offer = MODE != "nostarttls" and c.tls is None
-            c.send("250-sink.tls.test\r\n" + ("250-STARTTLS\r\n" if offer else "") + "250 8BITMIME\r\n")
+            auth = "250-AUTH PLAIN LOGIN\r\n" if CREDS else ""
+            c.send("250-sink.tls.test\r\n" + ("250-STARTTLS\r\n" if offer else "") + auth + "250 8BITMIME\r\n")
+        elif verb == "AUTH" and CREDS:
+            words = line.split(" ")
+            mech = words[1].upper()
+            if mech == "PLAIN":
+                _, user, password = base64.b64decode(words[2]).decode().split("\0")
+            else:
+                c.send("334 VXNlcm5hbWU6\r\n")
+                user = base64.b64decode(c.line()).decode()
+                c.send("334 UGFzc3dvcmQ6\r\n")
+                password = base64.b64decode(c.line()).decode()
+            if user + ":" + password == CREDS:
+                c.auth = mech + " " + user
+                c.send("235 2.7.0 Authentication successful\r\n")
+            else:
+                c.send("535 5.7.8 Error: authentication failed: bad password\r\n")
         elif verb == "STARTTLS":
             if MODE == "broken":
                 c.send("220 2.0.0 Ready to start TLS\r\n")
@@ -100,7 +121,7 @@ def serve(sock):
                     return
                 if l == ".":
                     break
-            log({"event": "message", "tls": c.tls, "sni": c.sni, "from": mail_from, "rcpt": rcpts})
+            log({"event": "message", "tls": c.tls, "sni": c.sni, "auth": c.auth, "from": mail_from, "rcpt": rcpts})
             c.send("250 2.0.0 Ok: queued\r\n")
         elif verb == "QUIT":
             c.send("221 2.0.0 Bye\r\n")

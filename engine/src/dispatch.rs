@@ -558,7 +558,18 @@ impl Dispatch {
             };
             match opened {
                 Err(reason) => last = reason,
-                Ok(Ok(c)) => return Ok(c),
+                Ok(Ok(c)) => match self.authenticate(c, &smtp, &name, dest).await {
+                    Ok(c) => return Ok(c),
+                    Err(e) => {
+                        last_relay = peer.clone();
+                        last = e.reason();
+                        last_feedback = e.feedback();
+                        if e.is_permanent() {
+                            return Err((e.outcome(), last_feedback, last_relay));
+                        }
+                        last_dsn = e.dsn().to_string();
+                    }
+                },
                 Ok(Err(e)) => {
                     // The server answered: Postfix names it in relay=.
                     last_relay = peer.clone();
@@ -591,6 +602,30 @@ impl Dispatch {
 type ConnectFailure = (RcptOutcome, Feedback, String);
 
 impl Dispatch {
+    /// SMTP AUTH on a new session when `smtp_sasl_auth_enable` is on and
+    /// `smtp_sasl_password_maps` has credentials for this server.
+    async fn authenticate(
+        &self,
+        mut conn: Connection<TcpStream>,
+        smtp: &SmtpParams,
+        mx_host: &str,
+        dest: &Destination,
+    ) -> Result<Connection<TcpStream>, SessionError> {
+        let Some(sasl) = &smtp.sasl else {
+            return Ok(conn);
+        };
+        let Some(creds) = sasl.credentials(mx_host, &dest.nexthop) else {
+            return Ok(conn);
+        };
+        match conn.authenticate(&creds, sasl, &GlommioClock).await {
+            Ok(()) => Ok(conn),
+            Err(e) => {
+                glommio::spawn_local(async move { conn.quit(&GlommioClock).await }).detach();
+                Err(e)
+            }
+        }
+    }
+
     /// Whether `addr` failed a handshake at `may` recently.
     fn plaintext_only(&self, addr: SocketAddr) -> bool {
         let mut map = self.plaintext_only.borrow_mut();

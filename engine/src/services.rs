@@ -82,6 +82,7 @@ impl ServiceParams {
         smtp.quit_timeout = main.get_time("smtp_quit_timeout")?;
         smtp.starttls_timeout = main.get_time("smtp_starttls_timeout")?;
         let tls = crate::smtp_tls::tls_client_params(config)?;
+        smtp.sasl = crate::smtp_sasl::sasl_client_params(config)?;
         smtp.rset_timeout = main.get_time("smtp_rset_timeout")?;
         smtp.line_length_limit = p.smtpd.line_length_limit;
         smtp.smtp_line_length_limit = main.get_number("smtp_line_length_limit", 0)?;

@@ -19,6 +19,8 @@ pub enum Stage {
     Helo,
     /// STARTTLS and the TLS handshake.
     StartTls,
+    /// SMTP AUTH.
+    Auth,
     Mail,
     Rcpt,
     Data,
@@ -39,6 +41,7 @@ impl Stage {
             Stage::Ehlo => "EHLO command",
             Stage::Helo => "HELO command",
             Stage::StartTls => "STARTTLS command",
+            Stage::Auth => "AUTH command",
             Stage::Mail => "MAIL FROM command",
             Stage::Rcpt => "RCPT TO command",
             Stage::Data => "DATA command",
@@ -67,6 +70,7 @@ impl fmt::Display for Stage {
             Stage::Ehlo => "performing the EHLO handshake",
             Stage::Helo => "performing the HELO handshake",
             Stage::StartTls => "sending STARTTLS",
+            Stage::Auth => "performing SASL authentication",
             Stage::Mail => "sending MAIL FROM",
             Stage::Rcpt => "sending RCPT TO",
             Stage::Data => "sending DATA command",
@@ -132,6 +136,9 @@ pub enum SessionError {
     /// plaintext (Postfix's `RETRY_AS_PLAINTEXT`).
     #[error("Cannot start TLS: handshake failure with {peer}")]
     TlsRetryPlaintext { peer: String },
+    /// SMTP AUTH failed: refused, or no mechanism allowed.
+    #[error("{reason}")]
+    Sasl { reason: String, dsn: EnhancedCode },
     /// The connection failed earlier and was used again.
     #[error("connection with {peer} is no longer usable")]
     Closed { peer: String },
@@ -158,6 +165,7 @@ impl SessionError {
                 EnhancedCode(class, subject, detail)
             }
             SessionError::TlsRetryPlaintext { .. } => EnhancedCode(4, 7, 5),
+            SessionError::Sasl { dsn, .. } => *dsn,
             // "system configuration error" — the mail waits for a fix.
             SessionError::BadHeloName { .. } => EnhancedCode(4, 3, 5),
         }
@@ -179,7 +187,7 @@ impl SessionError {
             | SessionError::Unsynchronised { stage, .. } => stage.is_handshake(),
             // The server answered; only the TLS policy failed.
             SessionError::Tls { failure, .. } => failure == &TlsFailure::HandshakeFailed,
-            SessionError::TlsRetryPlaintext { .. } => false,
+            SessionError::TlsRetryPlaintext { .. } | SessionError::Sasl { .. } => false,
             SessionError::Rejected { .. }
             | SessionError::BadHeloName { .. }
             | SessionError::Closed { .. } => false,

@@ -51,6 +51,7 @@
 //! }
 //! ```
 
+pub mod auth;
 mod error;
 mod io;
 mod session;
@@ -112,6 +113,8 @@ pub struct SmtpParams {
     pub smtp_line_length_limit: usize,
     /// `line_length_limit` (2048): the longest reply line kept.
     pub line_length_limit: usize,
+    /// `smtp_sasl_auth_enable` with its settings; `None` when off.
+    pub sasl: Option<auth::SaslClientParams>,
     /// The most bytes one server reply may take before the session is
     /// given up (no Postfix equivalent; see
     /// [`MAX_REPLY_BYTES`](sluice_protocols::smtp::client::reply::MAX_REPLY_BYTES)).
@@ -137,6 +140,7 @@ impl SmtpParams {
             smtp_line_length_limit: SMTP_LINE_LENGTH_LIMIT,
             line_length_limit: LINE_LENGTH_LIMIT,
             max_reply_bytes: MAX_REPLY_BYTES,
+            sasl: None,
         }
     }
 
@@ -145,6 +149,7 @@ impl SmtpParams {
         match stage {
             Stage::Greeting | Stage::Ehlo | Stage::Helo => self.helo_timeout,
             Stage::StartTls => self.starttls_timeout,
+            Stage::Auth => self.helo_timeout,
             Stage::Mail => self.mail_timeout,
             Stage::Rcpt => self.rcpt_timeout,
             Stage::Data => self.data_init_timeout,

@@ -256,8 +256,16 @@ pub static PARAMS: &[Param] = &[
     p("smtp_quit_timeout", "300s", Time('s'), INSTANCE),
     p("smtp_rcpt_timeout", "300s", Time('s'), INSTANCE),
     p("smtp_rset_timeout", "20s", Time('s'), INSTANCE),
-    p("smtp_sasl_auth_enable", "no", Bool, SASL),
-    p("smtp_sasl_password_maps", "", List, SASL_DETAIL),
+    p("smtp_sasl_auth_enable", "no", Bool, INSTANCE),
+    p("smtp_sasl_auth_soft_bounce", "yes", Bool, INSTANCE),
+    p("smtp_sasl_mechanism_filter", "", List, INSTANCE),
+    p("smtp_sasl_password_maps", "", List, INSTANCE),
+    p("smtp_sasl_security_options", "noplaintext, noanonymous", List, INSTANCE),
+    // Sluice: PLAIN and LOGIN inside TLS; Postfix's default is
+    // $smtp_sasl_security_options (noplaintext, which refuses both).
+    p("smtp_sasl_tls_security_options", "noanonymous", List, INSTANCE),
+    p("smtp_sasl_type", "cyrus", Str, Ignored("Sluice's smtp client has its own PLAIN and LOGIN")),
+    p("smtp_sender_dependent_authentication", "no", Bool, Refused("sender-dependent SASL credentials are not implemented: the per-destination ones would be used")),
     p("smtp_starttls_timeout", "300s", Time('s'), INSTANCE),
     p("smtp_tls_CAfile", "", Str, INSTANCE),
     p("smtp_tls_CApath", "", Str, INSTANCE),
