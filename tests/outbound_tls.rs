@@ -410,3 +410,46 @@ fn auth_is_not_sent_in_plaintext_by_default_but_login_is_when_allowed() {
     assert!(msg.contains(r#""auth": "LOGIN relayuser""#), "{msg}");
     assert!(msg.contains(r#""tls": null"#), "{msg}");
 }
+
+#[test]
+fn a_cached_plaintext_session_is_not_reused_once_tls_is_required() {
+    let certs = make_certs();
+    let sink = TlsSink::start(&certs, "starttls");
+    let inst = relay_one(
+        "tlsscache",
+        &sink,
+        "smtp_tls_security_level = none\nsmtp_connection_cache_time_limit = 30s\n",
+    );
+    let first = delivered(&inst, &sink);
+    assert!(first.contains(r#""tls": null"#), "{first}");
+    inst.append_main_cf("smtp_tls_security_level = encrypt\n");
+    let out = inst.sluice(&["reload"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        wait_until(Duration::from_secs(10), || inst
+            .log()
+            .matches("configuration reloaded")
+            .count()
+            >= 2),
+        "{}",
+        inst.log()
+    );
+    let mut c = inst.connect();
+    c.reply();
+    c.cmd("EHLO client.example.org");
+    let reply = c.send_mail(
+        "alice@example.org",
+        &["carol@example.net"],
+        b"Subject: 2\r\n\r\nx\r\n",
+    );
+    assert!(queued_as(&reply).is_some(), "{reply}");
+    assert!(
+        wait_until(Duration::from_secs(20), || sink.messages().len() == 2),
+        "{:?}\n{}",
+        sink.events(),
+        inst.log()
+    );
+    let second = sink.messages().remove(1);
+    assert!(second.contains(r#""tls": "TLSv1.3""#), "{second}");
+    assert_eq!(sink.connections(), 2, "{:?}", sink.events());
+}
