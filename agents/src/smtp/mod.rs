@@ -40,7 +40,9 @@
 //!
 //! **Parameters** ([`SmtpParams`]): `smtp_helo_name`, the `smtp_*_timeout`
 //! family, whether to pipeline, `smtp_line_length_limit`,
-//! `line_length_limit`, `max_reply_bytes`.
+//! `line_length_limit`, `max_reply_bytes`, `smtp_starttls_timeout`, and
+//! the `smtp_sasl_*` settings ([`auth`]); the `smtp_tls_*` ones are in
+//! [`tls`].
 //!
 //! ```ignore
 //! let mut conn = Connection::open(stream, "mx.example[192.0.2.1]:25".into(), &params, &clock).await?;

@@ -287,7 +287,7 @@ pub static PARAMS: &[Param] = &[
     // defaults to empty (the obsolete smtp_use_tls, so no TLS).
     p("smtp_tls_security_level", "may", Str, INSTANCE),
     p("smtp_tls_servername", "", Str, INSTANCE),
-    p("smtp_tls_session_cache_database", "", Str, Ignored("TLS sessions are cached in memory, per shard")),
+    p("smtp_tls_session_cache_database", "", Str, Ignored("TLS sessions (unverified levels only) are cached in memory, per shard")),
     p("smtp_tls_verify_cert_match", "hostname", List, INSTANCE),
     p("smtp_use_tls", "no", Bool, INSTANCE),
     p("smtpd_banner", "$myhostname ESMTP $mail_name", Str, LISTENER),

@@ -7,7 +7,10 @@
 //! (the handshake is still complete and its signatures checked); at
 //! `verify` and `secure` the chain is checked by webpki against
 //! `smtp_tls_CAfile` / `smtp_tls_CApath` (the system's roots when both are
-//! empty) and the name against the level's match list.
+//! empty) and the name against the level's match list. Sessions from
+//! unverified handshakes are resumed (rustls's in-memory cache, one per
+//! configuration and shard); verified levels do full handshakes, so that a
+//! resumed session never stands in for a certificate check.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -149,7 +152,7 @@ impl TlsClient {
             for sni in [false, true] {
                 let verifier = Arc::new(AcceptAny(client.provider.clone()));
                 let config = client.config(protocols, sni, verifier)?;
-                client.unverified.insert((protocols, sni), config);
+                client.unverified.insert((protocols, sni), Arc::new(config));
             }
         }
         Ok(client)
@@ -198,17 +201,20 @@ impl TlsClient {
             });
             let names = match_names(&patterns, mx_host, nexthop_domain);
             let verifier = Arc::new(MatchNames { webpki, names });
-            let base = self.unverified.get(&(protocols, sni));
             let mut config = self.config(protocols, sni, verifier)?;
-            if let Some(base) = base {
-                // One session cache per shard, whatever the verifier.
-                Arc::get_mut(&mut config).expect("fresh").resumption = base.resumption.clone();
-            }
-            config
+            // No resumption here: a session from an unverified handshake
+            // (or one checked against other names) must never stand in for
+            // a verified one, and a resumed session skips the check.
+            config.resumption = rustls::client::Resumption::disabled();
+            Arc::new(config)
         } else {
             match self.unverified.get(&(protocols, sni)) {
                 Some(c) => c.clone(),
-                None => self.config(protocols, sni, Arc::new(AcceptAny(self.provider.clone())))?,
+                None => Arc::new(self.config(
+                    protocols,
+                    sni,
+                    Arc::new(AcceptAny(self.provider.clone())),
+                )?),
             }
         };
         Ok(Some(TlsSetup {
@@ -224,7 +230,7 @@ impl TlsClient {
         protocols: Protocols,
         sni: bool,
         verifier: Arc<dyn ServerCertVerifier>,
-    ) -> Result<Arc<ClientConfig>, String> {
+    ) -> Result<ClientConfig, String> {
         let mut versions: Vec<&'static rustls::SupportedProtocolVersion> = Vec::new();
         if protocols.tls13 {
             versions.push(&rustls::version::TLS13);
@@ -239,7 +245,7 @@ impl TlsClient {
             .with_custom_certificate_verifier(verifier)
             .with_no_client_auth();
         config.enable_sni = sni;
-        Ok(Arc::new(config))
+        Ok(config)
     }
 }
 
