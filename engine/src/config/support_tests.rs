@@ -155,6 +155,31 @@ fn overrides_of_instance_parameters() {
     );
 }
 
+/// A transport that asks for mandatory TLS or AUTH by -o would get main.cf's
+/// (opportunistic) settings: refused, not warned about.
+#[test]
+fn per_transport_tls_and_sasl_overrides_are_refused() {
+    let c = build(
+        "",
+        concat!(
+            "127.0.0.1:2525 inet n - n - - smtpd\n",
+            "relay unix - - n - - smtp -o smtp_tls_security_level=encrypt\n",
+            "  -o smtp_sasl_auth_enable=yes -o smtp_tls_loglevel=1\n",
+        ),
+    );
+    assert_eq!(
+        refusals(&c),
+        [
+            "/etc/sluice/master.cf:2: service relay/unix: parameter smtp_tls_security_level cannot be set per service yet; refusing to run with main.cf's value in its place (it decides who may relay or where mail goes)",
+            "/etc/sluice/master.cf:2: service relay/unix: parameter smtp_sasl_auth_enable cannot be set per service yet; refusing to run with main.cf's value in its place (it decides who may relay or where mail goes)",
+        ]
+    );
+    assert_eq!(
+        not_implemented(&c),
+        ["/etc/sluice/master.cf:2: service relay/unix: parameter smtp_tls_loglevel cannot be set per service yet; main.cf's value is used"]
+    );
+}
+
 /// Setting virtual_alias_maps used to make its domains bounce every
 /// recipient after accepting it (virtual alias expansion does not exist
 /// yet): now the daemon does not run with it.
