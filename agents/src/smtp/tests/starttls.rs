@@ -15,10 +15,21 @@ use super::pipe::{duplex, End, TestClock};
 use super::{drive, params, NAMADDR, PEER};
 use crate::smtp::{Connection, SessionError};
 
-/// `ca.pem`, `srv.pem` (for mx.example), `srv.key`, made once per run.
+/// The directory with `ca.pem`, and the server's certificate (for
+/// mx.example) and key in memory; made once per run, keys deleted at once.
+struct TestPki {
+    dir: PathBuf,
+    srv_pem: Vec<u8>,
+    srv_key: Vec<u8>,
+}
+
 fn cert_dir() -> &'static PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
+    &pki().dir
+}
+
+fn pki() -> &'static TestPki {
+    static PKI: OnceLock<TestPki> = OnceLock::new();
+    PKI.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("sluice-agents-tls-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let run = |args: &[&str]| {
@@ -44,17 +55,24 @@ fn cert_dir() -> &'static PathBuf {
         run(&"x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 -extfile ext.cnf"
             .split(' ')
             .collect::<Vec<_>>());
-        dir
+        let pki = TestPki {
+            srv_pem: std::fs::read(dir.join("srv.pem")).unwrap(),
+            srv_key: std::fs::read(dir.join("srv.key")).unwrap(),
+            dir,
+        };
+        for secret in ["ca.key", "srv.key", "srv.csr", "ca.srl"] {
+            let _ = std::fs::remove_file(pki.dir.join(secret));
+        }
+        pki
     })
 }
 
 fn server_config() -> Arc<rustls::ServerConfig> {
-    let dir = cert_dir();
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(dir.join("srv.pem"))
-        .unwrap()
+    let pki = pki();
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pki.srv_pem)
         .map(Result::unwrap)
         .collect();
-    let key = PrivateKeyDer::from_pem_file(dir.join("srv.key")).unwrap();
+    let key = PrivateKeyDer::from_pem_slice(&pki.srv_key).unwrap();
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
