@@ -38,6 +38,8 @@ pub mod services;
 pub mod set_permissions;
 pub mod shard;
 pub mod signal;
+pub mod smtp_sasl;
+pub mod smtp_tls;
 pub mod smtpd;
 pub mod smtpd_check;
 pub mod smtpd_input;

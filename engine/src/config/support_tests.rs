@@ -55,7 +55,6 @@ fn main_cf_settings_warn_or_refuse_with_file_and_line() {
         [
             "/etc/sluice/main.cf:2: parameter header_checks is not implemented yet; refusing to run without it (header and body checks are not implemented: content would pass uninspected)",
             "/etc/sluice/main.cf:6: parameter smtpd_client_restrictions is not implemented yet; refusing to run without it (only smtpd_relay_restrictions and smtpd_recipient_restrictions are enforced)",
-            "/etc/sluice/main.cf:8: parameter smtp_tls_security_level is not implemented yet; refusing to run without it (TLS is not implemented yet: Sluice would talk plaintext)",
         ]
     );
     // Defaults written out (soft_bounce = no, alias_maps, level none) say
@@ -191,6 +190,31 @@ fn overrides_of_instance_parameters() {
             "/etc/sluice/master.cf:4: service relay/unix: parameter message_size_limit applies to smtpd services only; it has no effect here",
             "/etc/sluice/master.cf:4: service relay/unix: parameter smtp_connect_timeout cannot be set per service yet; main.cf's value is used",
         ]
+    );
+}
+
+/// A transport that asks for mandatory TLS or AUTH by -o would get main.cf's
+/// (opportunistic) settings: refused, not warned about.
+#[test]
+fn per_transport_tls_and_sasl_overrides_are_refused() {
+    let c = build(
+        "",
+        concat!(
+            "127.0.0.1:2525 inet n - n - - smtpd\n",
+            "relay unix - - n - - smtp -o smtp_tls_security_level=encrypt\n",
+            "  -o smtp_sasl_auth_enable=yes -o smtp_tls_loglevel=1\n",
+        ),
+    );
+    assert_eq!(
+        refusals(&c),
+        [
+            "/etc/sluice/master.cf:2: service relay/unix: parameter smtp_tls_security_level cannot be set per service yet; refusing to run with main.cf's value in its place (it decides who may relay or where mail goes)",
+            "/etc/sluice/master.cf:2: service relay/unix: parameter smtp_sasl_auth_enable cannot be set per service yet; refusing to run with main.cf's value in its place (it decides who may relay or where mail goes)",
+        ]
+    );
+    assert_eq!(
+        not_implemented(&c),
+        ["/etc/sluice/master.cf:2: service relay/unix: parameter smtp_tls_loglevel cannot be set per service yet; main.cf's value is used"]
     );
 }
 
