@@ -24,7 +24,8 @@ use sluice_agents::delivery::{
     DeliveryReport, DeliveryRequest, Destination, Feedback, RcptOutcome,
 };
 use sluice_agents::dns::Resolver;
-use sluice_agents::smtp::{Connection, SmtpParams};
+use sluice_agents::smtp::tls::{TlsClient, TlsLevel, TlsPolicy};
+use sluice_agents::smtp::{Connection, SessionError, SmtpParams};
 
 use crate::mesh::{Outcome, QmgrEntry};
 use crate::qmgr::{Refusal, Scheduler};
@@ -34,6 +35,13 @@ use crate::scache::{Cached, Scache};
 /// How many addresses of a destination are tried per delivery
 /// (smtp_mx_address_limit).
 const MX_ADDRESS_LIMIT: usize = 5;
+/// How long a server whose TLS handshake failed at level `may` is talked
+/// to in plaintext without trying STARTTLS again (Postfix retries in
+/// plaintext once per connection; remembering it a while keeps a broken
+/// server from costing two connections per delivery).
+const PLAINTEXT_RETRY: Duration = Duration::from_secs(300);
+/// The most servers remembered so (oldest dropped first).
+const PLAINTEXT_RETRY_LIMIT: usize = 1024;
 /// How often idle cached connections are swept.
 const SCACHE_SWEEP: Duration = Duration::from_millis(500);
 
@@ -79,6 +87,10 @@ pub struct Dispatch {
     scache: RefCell<Scache<Connection<TcpStream>>>,
     resolver: RefCell<Rc<Resolver<GlommioDns>>>,
     smtp: RefCell<Rc<SmtpParams>>,
+    /// This shard's TLS client, or why it could not be built.
+    tls: RefCell<Rc<Result<TlsClient, String>>>,
+    /// Servers whose handshake failed at `may`, until when.
+    plaintext_only: RefCell<hashbrown::HashMap<SocketAddr, Instant>>,
     sink: Rc<dyn OutcomeSink>,
     wake: Cell<Option<Waker>>,
     woken: Cell<bool>,
@@ -93,6 +105,7 @@ impl Dispatch {
         scache: Scache<Connection<TcpStream>>,
         resolver: Resolver<GlommioDns>,
         smtp: SmtpParams,
+        tls: Result<TlsClient, String>,
         sink: Rc<dyn OutcomeSink>,
     ) -> Rc<Dispatch> {
         Rc::new(Dispatch {
@@ -101,6 +114,8 @@ impl Dispatch {
             scache: RefCell::new(scache),
             resolver: RefCell::new(Rc::new(resolver)),
             smtp: RefCell::new(Rc::new(smtp)),
+            tls: RefCell::new(Rc::new(tls)),
+            plaintext_only: RefCell::new(hashbrown::HashMap::new()),
             sink,
             wake: Cell::new(None),
             woken: Cell::new(false),
@@ -121,10 +136,12 @@ impl Dispatch {
     pub fn set_params(
         &self,
         smtp: SmtpParams,
+        tls: Result<TlsClient, String>,
         resolver: Resolver<GlommioDns>,
         sched: crate::qmgr::SchedulerParams,
     ) {
         *self.smtp.borrow_mut() = Rc::new(smtp);
+        *self.tls.borrow_mut() = Rc::new(tls);
         *self.resolver.borrow_mut() = Rc::new(resolver);
         self.sched.borrow_mut().set_params(sched);
         self.wake();
@@ -334,9 +351,19 @@ impl Dispatch {
         content: &[u8],
     ) -> DeliveryReport {
         let setup_start = Instant::now();
+        let tls = self.tls.borrow().clone();
+        let policy = match tls.as_ref() {
+            Ok(t) => t.params().policy_for(&dest.nexthop),
+            Err(_) => TlsPolicy::level(TlsLevel::None),
+        };
         let mut cached = self.scache.borrow_mut().take(dest, setup_start);
+        // A cached session is reused only under the policy it was opened
+        // with: never a plaintext one where TLS is now required.
+        if let Some(c) = cached.take_if(|c| c.conn.tls_level() != policy.level) {
+            glommio::spawn_local(async move { c.conn.quit(&GlommioClock).await }).detach();
+        }
         if cached.is_none() {
-            match self.connect(dest).await {
+            match self.connect(dest, &tls, &policy).await {
                 Ok(c) => {
                     cached = Some(Cached {
                         conn: c,
@@ -344,11 +371,11 @@ impl Dispatch {
                         uses: 0,
                     })
                 }
-                Err((outcome, feedback)) => {
+                Err((outcome, feedback, relay)) => {
                     return all(
                         req,
                         outcome,
-                        "none".into(),
+                        relay,
                         0,
                         setup_start.elapsed().as_secs_f64(),
                         feedback,
@@ -439,7 +466,9 @@ impl Dispatch {
     async fn connect(
         &self,
         dest: &Destination,
-    ) -> Result<Connection<TcpStream>, (RcptOutcome, Feedback)> {
+        tls: &Result<TlsClient, String>,
+        policy: &TlsPolicy,
+    ) -> Result<Connection<TcpStream>, ConnectFailure> {
         let (host, port, mx) = parse_nexthop(&dest.nexthop);
         let resolver = self.resolver.borrow().clone();
         let smtp = self.smtp.borrow().clone();
@@ -478,32 +507,80 @@ impl Dispatch {
                 } else {
                     Feedback::Failure
                 };
-                return Err((outcome, fb));
+                return Err((outcome, fb, "none".into()));
             }
         };
         let mut last = format!("no address for {host}");
         let mut last_feedback = Feedback::Failure;
         let mut last_permanent = false;
+        let mut last_dsn = "4.4.1".to_string();
+        let mut last_relay = "none".to_string();
         for (name, ip) in candidates.into_iter().take(MX_ADDRESS_LIMIT) {
             let addr = SocketAddr::new(ip, port);
             let peer = format!("{name}[{ip}]:{port}");
-            let stream = match TcpStream::connect_timeout(addr, smtp.connect_timeout).await {
-                Ok(s) => s,
-                Err(e) => {
-                    let e = std::io::Error::from(e);
-                    last = format!("connect to {name}[{ip}]:{port}: {}", io_reason(&e));
-                    continue;
+            let setup = match tls_setup(tls, policy, &name, &host) {
+                Ok(setup) => setup,
+                Err(reason) => {
+                    return Err((
+                        RcptOutcome::Deferred {
+                            dsn: "4.7.5".into(),
+                            reason,
+                        },
+                        Feedback::Success,
+                        "none".into(),
+                    ))
                 }
             };
-            let _ = stream.set_nodelay(true);
-            match Connection::open(stream, peer, &smtp, &GlommioClock).await {
-                Ok(c) => return Ok(c),
-                Err(e) => {
+            let mut plaintext = setup.is_none() || self.plaintext_only(addr);
+            let opened = loop {
+                let stream = match TcpStream::connect_timeout(addr, smtp.connect_timeout).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        break Err(format!(
+                            "connect to {name}[{ip}]:{port}: {}",
+                            io_reason(&std::io::Error::from(e))
+                        ))
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let use_tls = if plaintext { None } else { setup.as_ref() };
+                match Connection::open_tls(stream, peer.clone(), &smtp, use_tls, &GlommioClock)
+                    .await
+                {
+                    Err(SessionError::TlsRetryPlaintext { .. }) if !plaintext => {
+                        // Postfix: at `may`, a failed handshake is retried
+                        // in plaintext on a new connection.
+                        self.remember_plaintext(addr);
+                        plaintext = true;
+                    }
+                    other => break Ok(other),
+                }
+            };
+            match opened {
+                Err(reason) => last = reason,
+                Ok(Ok(c)) => match self.authenticate(c, &smtp, &name, dest).await {
+                    Ok(c) => return Ok(c),
+                    Err(e) => {
+                        last_relay = peer.clone();
+                        last = e.reason();
+                        last_feedback = e.feedback();
+                        if e.is_permanent() {
+                            return Err((e.outcome(), last_feedback, last_relay));
+                        }
+                        last_dsn = e.dsn().to_string();
+                    }
+                },
+                Ok(Err(e)) => {
+                    // The server answered: Postfix names it in relay=.
+                    last_relay = peer.clone();
                     last = e.reason();
                     last_feedback = e.feedback();
                     last_permanent = e.is_permanent();
                     if last_permanent {
-                        return Err((e.outcome(), last_feedback));
+                        return Err((e.outcome(), last_feedback, last_relay));
+                    }
+                    if let SessionError::Tls { .. } = e {
+                        last_dsn = e.dsn().to_string();
                     }
                 }
             }
@@ -511,11 +588,91 @@ impl Dispatch {
         debug_assert!(!last_permanent);
         Err((
             RcptOutcome::Deferred {
-                dsn: "4.4.1".to_string(),
+                dsn: last_dsn,
                 reason: last,
             },
             last_feedback,
+            last_relay,
         ))
+    }
+}
+
+/// Why no session could be opened: the outcome for every recipient, the
+/// concurrency feedback, and `relay=` (`none` when no server answered).
+type ConnectFailure = (RcptOutcome, Feedback, String);
+
+impl Dispatch {
+    /// SMTP AUTH on a new session when `smtp_sasl_auth_enable` is on and
+    /// `smtp_sasl_password_maps` has credentials for this server.
+    async fn authenticate(
+        &self,
+        mut conn: Connection<TcpStream>,
+        smtp: &SmtpParams,
+        mx_host: &str,
+        dest: &Destination,
+    ) -> Result<Connection<TcpStream>, SessionError> {
+        let Some(sasl) = &smtp.sasl else {
+            return Ok(conn);
+        };
+        let Some(creds) = sasl.credentials(mx_host, &dest.nexthop) else {
+            return Ok(conn);
+        };
+        match conn.authenticate(&creds, sasl, &GlommioClock).await {
+            Ok(()) => Ok(conn),
+            Err(e) => {
+                glommio::spawn_local(async move { conn.quit(&GlommioClock).await }).detach();
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether `addr` failed a handshake at `may` recently.
+    fn plaintext_only(&self, addr: SocketAddr) -> bool {
+        let mut map = self.plaintext_only.borrow_mut();
+        match map.get(&addr) {
+            Some(&until) if until > Instant::now() => true,
+            Some(_) => {
+                map.remove(&addr);
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn remember_plaintext(&self, addr: SocketAddr) {
+        let mut map = self.plaintext_only.borrow_mut();
+        if map.len() >= PLAINTEXT_RETRY_LIMIT {
+            let now = Instant::now();
+            map.retain(|_, until| *until > now);
+            if map.len() >= PLAINTEXT_RETRY_LIMIT {
+                if let Some(oldest) = map.iter().min_by_key(|(_, u)| **u).map(|(a, _)| *a) {
+                    map.remove(&oldest);
+                }
+            }
+        }
+        map.insert(addr, Instant::now() + PLAINTEXT_RETRY);
+    }
+}
+
+/// The STARTTLS setup for one server, `None` at level `none`. Without a
+/// TLS client (its CA file became unreadable after load) `may` goes on in
+/// plaintext and mandatory levels defer, as Postfix does when its TLS
+/// engine is unavailable.
+fn tls_setup(
+    tls: &Result<TlsClient, String>,
+    policy: &TlsPolicy,
+    mx_host: &str,
+    nexthop_host: &str,
+) -> Result<Option<sluice_agents::smtp::tls::TlsSetup>, String> {
+    if policy.level == TlsLevel::None {
+        return Ok(None);
+    }
+    match tls {
+        Ok(client) => client.setup(policy, mx_host, nexthop_host),
+        Err(_) if !policy.level.is_required() => Ok(None),
+        Err(e) => Err(format!(
+            "TLS is required, but our TLS engine is unavailable: {e}"
+        )),
     }
 }
 

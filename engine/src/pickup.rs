@@ -154,6 +154,7 @@ impl Pickup {
                 content: &msg.content,
                 authenticated: false,
                 authenticated_sender: None,
+                tls: None,
             },
         );
         let cleaned = match cleaned {

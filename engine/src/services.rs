@@ -9,6 +9,7 @@ use sluice_agents::bounce::NoticeParams;
 use sluice_agents::cleanup::CleanupParams;
 use sluice_agents::dns::{Hosts, InetProtocols, LookupMode, ResolvConf, Resolver};
 use sluice_agents::resolve::ResolveParams;
+use sluice_agents::smtp::tls::{TlsClient, TlsClientParams};
 use sluice_agents::smtp::{Connection, SmtpParams};
 
 use crate::active::ActiveParams;
@@ -30,6 +31,8 @@ pub struct ServiceParams {
     pub notice: NoticeParams,
     pub cleanup: CleanupParams,
     pub smtp: SmtpParams,
+    /// The smtp_tls_* parameters; each shard builds its own [`TlsClient`].
+    pub tls: TlsClientParams,
     pub scache: ScacheParams,
     pub transports: TransportTable,
     pub recipient_limit: usize,
@@ -77,6 +80,9 @@ impl ServiceParams {
         smtp.data_xfer_timeout = main.get_time("smtp_data_xfer_timeout")?;
         smtp.data_done_timeout = main.get_time("smtp_data_done_timeout")?;
         smtp.quit_timeout = main.get_time("smtp_quit_timeout")?;
+        smtp.starttls_timeout = main.get_time("smtp_starttls_timeout")?;
+        let tls = crate::smtp_tls::tls_client_params(config)?;
+        smtp.sasl = crate::smtp_sasl::sasl_client_params(config)?;
         smtp.rset_timeout = main.get_time("smtp_rset_timeout")?;
         smtp.line_length_limit = p.smtpd.line_length_limit;
         smtp.smtp_line_length_limit = main.get_number("smtp_line_length_limit", 0)?;
@@ -131,6 +137,7 @@ impl ServiceParams {
                 always_add_missing_headers: p.always_add_missing_headers,
             },
             smtp,
+            tls,
             scache,
             transports,
             recipient_limit,
@@ -166,6 +173,13 @@ impl ServiceParams {
 
     pub fn scache(&self) -> Scache<Connection<glommio::net::TcpStream>> {
         Scache::new(self.scache)
+    }
+
+    /// This shard's TLS client. The parameters were checked at load; should
+    /// building fail now (a CA file removed since), the error is kept and
+    /// TLS deliveries defer with it.
+    pub fn tls_client(&self) -> Result<TlsClient, String> {
+        TlsClient::new(&self.tls)
     }
 
     pub fn resolver(&self) -> Resolver<GlommioDns> {

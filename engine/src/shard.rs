@@ -257,6 +257,7 @@ impl Shard {
         self.active.set_params(r.services.active());
         self.dispatch.set_params(
             r.services.smtp.clone(),
+            r.services.tls_client(),
             r.services.resolver(),
             r.services.scheduler_params(),
         );
@@ -374,6 +375,7 @@ pub async fn run(spec: ShardSpec, ready: impl FnOnce(Result<(), String>)) {
         spec.services.scache(),
         spec.services.resolver(),
         spec.services.smtp.clone(),
+        spec.services.tls_client(),
         links.clone(),
     );
     let _ = links.active.set(active.clone());

@@ -21,11 +21,12 @@
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
-use sluice_agents::cleanup::{cleanup, CleanupInput, Origin};
+use sluice_agents::cleanup::{cleanup, CleanupInput, Origin, ReceivedTls};
 use sluice_protocols::envelope::{ClientInfo, Protocol};
 use sluice_protocols::smtp::reply::Reply;
 use sluice_protocols::smtp::server::{
@@ -40,6 +41,8 @@ use crate::sasl::{Authenticator, Peer};
 use crate::shard::Shard;
 use crate::smtpd_check::check_recipient;
 use crate::smtpd_input::{Input, ReadOutcome};
+use crate::smtpd_tls::{self, Conn};
+use crate::tls::Level;
 
 /// One listener's view: its smtpd parameters (main.cf plus `-o` overrides).
 pub struct SmtpdService {
@@ -51,6 +54,9 @@ pub struct SmtpdService {
     pub params: SmtpdParams,
     /// The SASL backend, when `smtpd_sasl_auth_enable = yes`.
     pub sasl: Option<Authenticator>,
+    /// This shard's TLS server config (shared certificates, the shard's
+    /// own session cache), when the listener has TLS.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
     hostname: String,
 }
 
@@ -75,13 +81,16 @@ impl SmtpdService {
             forbid_unauth_pipelining: params.smtpd_forbid_unauth_pipelining,
             disable_vrfy: params.disable_vrfy_command,
             sasl_auth_enable: params.sasl.auth_enable,
-            tls_auth_only: params.sasl.tls_auth_only,
+            starttls: params.tls.offers_starttls(),
+            tls_required: params.tls.level == Level::Encrypt,
+            tls_auth_only: params.tls.auth_only,
         };
         let sasl = params.sasl.backend.clone().map(Authenticator::new);
         SmtpdService {
             name: name.to_string(),
             process_limit,
             server: Rc::new(server),
+            tls: params.tls.for_shard(),
             params,
             sasl,
             hostname: hostname.to_string(),
@@ -182,6 +191,7 @@ pub async fn serve(shard: Rc<Shard>, service: Rc<SmtpdService>, mut stream: TcpS
         let _ = stream.set_write_timeout(Some(timeout));
     }
     let addr = peer.ip().to_canonical();
+    let local_addr = stream.local_addr().ok().map(|a| a.ip().to_canonical());
     let mut client = ClientInfo {
         name: client_name(addr),
         addr,
@@ -203,29 +213,33 @@ pub async fn serve(shard: Rc<Shard>, service: Rc<SmtpdService>, mut stream: TcpS
     if let Err(reply) = admitted {
         let _ = stream.write_all(reply.to_wire_string().as_bytes()).await;
         let _ = stream.close().await;
-        tracing::info!(
-            target: "smtpd",
-            "disconnect from {} {}",
-            client.display(),
-            session.command_stats()
-        );
+        log_disconnect(&client, &session);
         return;
     }
-    let mut input = Input::new(shard.clone());
-
-    if service.server.forbid_unauth_pipelining {
-        if let Some(early) = pending_before_greeting(&stream) {
-            // Hand the early bytes to the session before the greeting: it
-            // answers 554 5.5.0 and asks us to close.
-            input.push_early(&early);
+    let early = if service.server.forbid_unauth_pipelining && !service.params.tls.wrappermode {
+        pending_before_greeting(&stream)
+    } else {
+        None
+    };
+    let mut stream = Conn::Plain(stream);
+    if service.params.tls.wrappermode {
+        // Implicit TLS (port 465): the handshake comes before the 220.
+        if !start_tls(&service, &mut stream, &mut session, &client).await {
+            log_disconnect(&client, &session);
+            return;
         }
+    }
+    let mut input = Input::new(shard.clone());
+    if let Some(early) = early {
+        // Hand the early bytes to the session before the greeting: it
+        // answers 554 5.5.0 and asks us to close.
+        input.push_early(&early);
     }
     if input.is_empty() {
         session.greet();
     }
 
     let mut pipelining_logged = false;
-    let local_addr = stream.local_addr().ok().map(|a| a.ip().to_canonical());
     // The session's login, copied for the restrictions (the session is
     // borrowed while they run).
     let mut login: Option<SaslLogin> = None;
@@ -268,15 +282,23 @@ pub async fn serve(shard: Rc<Shard>, service: Rc<SmtpdService>, mut stream: TcpS
             match p.want {
                 Want::More => break,
                 Want::Message => {
-                    let header = service.params.sasl.authenticated_header;
-                    store_message(&shard, &mut session, &mut client, header).await;
+                    store_message(
+                        &shard,
+                        &mut session,
+                        &mut client,
+                        ReceivedHeaders {
+                            tls: service.params.tls.received_header,
+                            sasl: service.params.sasl.authenticated_header,
+                        },
+                    )
+                    .await;
                 }
                 Want::Authenticate => {
                     let peer = Peer {
                         client: addr,
                         local: local_addr,
                         // Dovecot's `secured`: TLS is active.
-                        secured: session.tls_active(),
+                        secured: session.is_tls(),
                     };
                     authenticate(&service, &mut session, &client, peer).await;
                     login = session.sasl_login().cloned();
@@ -295,6 +317,23 @@ pub async fn serve(shard: Rc<Shard>, service: Rc<SmtpdService>, mut stream: TcpS
                 Want::Close => {
                     let _ = flush(&mut stream, &mut session).await;
                     break 'conn;
+                }
+                Want::StartTls => {
+                    // The session consumed the input to its end: what
+                    // followed STARTTLS is dropped, never answered.
+                    input.consume(pos);
+                    pos = 0;
+                    let discarded = session.plaintext_discarded();
+                    if discarded > 0 {
+                        smtpd_tls::log_discarded(&client, discarded);
+                    }
+                    if flush(&mut stream, &mut session).await.is_err()
+                        || !start_tls(&service, &mut stream, &mut session, &client).await
+                    {
+                        break 'conn;
+                    }
+                    // The handshake logged the client out (RFC 4954 §4).
+                    login = session.sasl_login().cloned();
                 }
             }
         }
@@ -330,12 +369,41 @@ pub async fn serve(shard: Rc<Shard>, service: Rc<SmtpdService>, mut stream: TcpS
     }
     let _ = stream.close().await;
     drop(input);
+    log_disconnect(&client, &session);
+}
+
+fn log_disconnect(client: &ClientInfo, session: &Session) {
     tracing::info!(
         target: "smtpd",
         "disconnect from {} {}",
         client.display(),
         session.command_stats()
     );
+}
+
+/// The server handshake; `false` when it failed (logged, socket closed).
+async fn start_tls(
+    service: &SmtpdService,
+    stream: &mut Conn,
+    session: &mut Session,
+    client: &ClientInfo,
+) -> bool {
+    let tls = &service.params.tls;
+    let Some(config) = service.tls.clone() else {
+        return false;
+    };
+    smtpd_tls::log_started(tls, client);
+    match stream.accept(config, tls).await {
+        Ok(info) => {
+            smtpd_tls::log_established(tls, client, &info);
+            session.tls_established(info);
+            true
+        }
+        Err(why) => {
+            smtpd_tls::log_failed(client, session.last_command(), &why);
+            false
+        }
+    }
 }
 
 /// Verifies the session's AUTH request with the listener's backend (off
@@ -399,7 +467,7 @@ fn log_no_memory(shard: &Shard, client: &ClientInfo) {
     );
 }
 
-async fn flush(stream: &mut TcpStream, session: &mut Session) -> std::io::Result<()> {
+async fn flush(stream: &mut Conn, session: &mut Session) -> std::io::Result<()> {
     let out = session.output();
     if out.is_empty() {
         return Ok(());
@@ -409,13 +477,24 @@ async fn flush(stream: &mut TcpStream, session: &mut Session) -> std::io::Result
     r
 }
 
+/// What the listener adds to the Received: header.
+#[derive(Clone, Copy)]
+struct ReceivedHeaders {
+    /// `smtpd_tls_received_header`: the `(using …)` clause.
+    tls: bool,
+    /// `smtpd_sasl_authenticated_header`: `(Authenticated sender: …)`.
+    sasl: bool,
+}
+
 /// Cleanup, commit, and tell the session the outcome.
 async fn store_message(
     shard: &Shard,
     session: &mut Session,
     client: &mut ClientInfo,
-    authenticated_header: bool,
+    headers: ReceivedHeaders,
 ) {
+    let tls_info = session.tls_info().cloned();
+    let tls = tls_info.as_ref();
     // The content's memory stays reserved until the commit returned (on
     // every way out of this function, by drop). It covers the content
     // twice: cleanup's copy, then the commit's encoding of that copy once
@@ -442,8 +521,12 @@ async fn store_message(
             authenticated: session.sasl_login().is_some(),
             authenticated_sender: session
                 .sasl_login()
-                .filter(|_| authenticated_header)
+                .filter(|_| headers.sasl)
                 .map(|l| l.username.as_str()),
+            tls: tls.map(|info| ReceivedTls {
+                info,
+                clause: headers.tls,
+            }),
         },
     );
     drop(content);

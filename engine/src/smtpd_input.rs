@@ -19,8 +19,7 @@
 
 use std::rc::Rc;
 
-use futures_lite::AsyncReadExt;
-use glommio::net::TcpStream;
+use futures_lite::{AsyncRead, AsyncReadExt};
 
 use crate::shard::Shard;
 
@@ -97,7 +96,7 @@ impl Input {
 
     /// One read; the socket's own timeout (smtpd_timeout, set at accept)
     /// ends a silent client's wait. Call only after [`Input::consume`].
-    pub async fn read(&mut self, stream: &mut TcpStream) -> ReadOutcome {
+    pub async fn read(&mut self, stream: &mut (impl AsyncRead + Unpin)) -> ReadOutcome {
         debug_assert_eq!(self.filled, 0, "read before consume");
         self.resize();
         let outcome = match stream.read(&mut self.rbuf).await {

@@ -41,7 +41,6 @@ use std::path::{Path, PathBuf};
 
 use sluice_engine::config;
 use sluice_engine::passwd;
-use sluice_engine::user_acl::UserAcl;
 use sluice_storage::maildrop;
 
 /// Room for the envelope beyond `message_size_limit` (recipients of a
@@ -198,16 +197,8 @@ pub fn run(
         ));
     }
     let user = passwd::by_uid(uid).map(|p| p.name);
-    let acl = config
-        .main
-        .get_list("authorized_submit_users")
-        .map_err(|e| e.to_string())
-        .and_then(|items| {
-            UserAcl::parse("authorized_submit_users", &items).map_err(|e| e.to_string())
-        })
-        .map_err(|e| (CONFIG, e))?;
     let name = user.as_deref().unwrap_or("unknown");
-    if !acl.allows(name) {
+    if !config.params.authorized_submit_users.allows(name) {
         return Err((
             NOPERM,
             format!("User {name}({uid}) is not allowed to submit mail"),

@@ -147,6 +147,17 @@ pub struct CleanupInput<'a> {
     /// smtpd's SASL login, when `smtpd_sasl_authenticated_header = yes`:
     /// Received: then says `(Authenticated sender: <login>)`.
     pub authenticated_sender: Option<&'a str>,
+    /// smtpd under TLS: the Received: header says `with ESMTPS`, and with
+    /// `smtpd_tls_received_header = yes` names the protocol and cipher.
+    pub tls: Option<ReceivedTls<'a>>,
+}
+
+/// TLS on the connection a message came in on, for its Received: header.
+#[derive(Clone, Copy, Debug)]
+pub struct ReceivedTls<'a> {
+    pub info: &'a sluice_protocols::smtp::server::TlsInfo,
+    /// `smtpd_tls_received_header`: add the `(using …)` clause.
+    pub clause: bool,
 }
 
 /// The message as it is queued.
@@ -206,6 +217,7 @@ pub fn cleanup_with_date(
         content,
         authenticated,
         authenticated_sender,
+        tls,
         ..
     } = input;
     let mut out = Vec::with_capacity(content.len() + HEADER_RESERVE);
@@ -218,6 +230,7 @@ pub fn cleanup_with_date(
         origin: &origin,
         authenticated,
         authenticated_sender,
+        tls,
         recipients: &envelope.recipients,
         date,
     };

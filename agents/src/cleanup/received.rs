@@ -23,9 +23,12 @@
 //!     <date>
 //! ```
 //!
-//! With `smtpd_sasl_authenticated_header = yes` and a SASL login, a line
-//! `(Authenticated sender: <login>)` follows the `from` line, as in
-//! Postfix; after any login the protocol is `ESMTPA` (RFC 3848).
+//! Under TLS the protocol is `ESMTPS`, and with
+//! `smtpd_tls_received_header = yes` the `(using …)` clause follows the
+//! `from` line. With `smtpd_sasl_authenticated_header = yes` and a SASL
+//! login, a line `(Authenticated sender: <login>)` comes next (after the
+//! TLS clause, as in Postfix's `smtpd.c`); after any login the protocol
+//! gets an `A`: `ESMTPA`, or `ESMTPSA` under TLS (RFC 3848).
 //!
 //! `<helo>` is the client's name when it sent no HELO/EHLO; nothing is
 //! special about a HELO equal to the name. `<addr>` is Postfix's
@@ -44,7 +47,7 @@ use std::net::IpAddr;
 
 use sluice_protocols::envelope::{ClientInfo, Protocol, Recipient};
 
-use super::{CleanupParams, Origin};
+use super::{CleanupParams, Origin, ReceivedTls};
 use crate::rewrite::quote_822_local;
 
 /// What the Received: header says about one message.
@@ -55,6 +58,8 @@ pub(super) struct Received<'a> {
     pub authenticated: bool,
     /// smtpd's SASL login, when smtpd_sasl_authenticated_header = yes.
     pub authenticated_sender: Option<&'a str>,
+    /// smtpd under TLS.
+    pub tls: Option<ReceivedTls<'a>>,
     pub recipients: &'a [Recipient],
     pub date: &'a str,
 }
@@ -87,6 +92,9 @@ fn push_smtpd(out: &mut Vec<u8>, params: &CleanupParams, r: &Received<'_>, clien
     out.extend_from_slice(b" [");
     out.extend_from_slice(rfc_addr(client.addr).as_bytes());
     out.extend_from_slice(b"])\r\n");
+    if let Some(tls) = r.tls.filter(|t| t.clause) {
+        push_tls_clause(out, tls.info);
+    }
     if let Some(login) = r.authenticated_sender {
         // Postfix's smtpd: `\t(Authenticated sender: <login>)`.
         out.extend_from_slice(b"\t(Authenticated sender: ");
@@ -99,10 +107,15 @@ fn push_smtpd(out: &mut Vec<u8>, params: &CleanupParams, r: &Received<'_>, clien
     out.extend_from_slice(params.mail_name.as_bytes());
     out.extend_from_slice(b") with ");
     out.extend_from_slice(client.protocol.as_str().as_bytes());
-    // RFC 3848: ESMTPA after a login (Postfix's Received: only; `proto=`
-    // in the logs stays ESMTP).
-    if r.authenticated && client.protocol == Protocol::Esmtp {
-        out.push(b'A');
+    // RFC 3848: ESMTPS under TLS, ESMTPA after a login, ESMTPSA with
+    // both (Postfix's Received: only; `proto=` in the logs stays ESMTP).
+    if client.protocol == Protocol::Esmtp {
+        if r.tls.is_some() {
+            out.push(b'S');
+        }
+        if r.authenticated {
+            out.push(b'A');
+        }
     }
     out.extend_from_slice(b" id ");
     out.extend_from_slice(qid.as_bytes());
@@ -115,6 +128,39 @@ fn push_smtpd(out: &mut Vec<u8>, params: &CleanupParams, r: &Received<'_>, clien
     }
     out.extend_from_slice(date.as_bytes());
     out.extend_from_slice(b"\r\n");
+}
+
+/// Postfix 3.4+'s TLS clause (smtpd_tls_received_header = yes):
+///
+/// ```text
+///     (using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)
+///      key-exchange X25519 server-signature ECDSA (P-256) server-digest SHA256)
+///     (No client certificate requested)
+/// ```
+fn push_tls_clause(out: &mut Vec<u8>, info: &sluice_protocols::smtp::server::TlsInfo) {
+    let mut text = format!(
+        "\t(using {} with cipher {} ({}/{} bits)",
+        info.protocol, info.cipher, info.bits, info.bits
+    );
+    let mut details = String::new();
+    let _ = info.fmt_details(&mut details, "");
+    if !details.is_empty() {
+        text.push_str("\r\n\t ");
+        text.push_str(&details);
+    }
+    text.push_str(")\r\n\t(No client certificate requested)\r\n");
+    push_sanitized_lines(out, &text);
+}
+
+/// Our own text with its CRLF TAB folds, other control bytes neutered.
+fn push_sanitized_lines(out: &mut Vec<u8>, text: &str) {
+    out.extend(text.bytes().map(|b| {
+        if b.is_ascii_control() && !matches!(b, b'\r' | b'\n' | b'\t') {
+            b'?'
+        } else {
+            b
+        }
+    }));
 }
 
 /// Postfix's `rfc_addr`: the address as it appears between brackets.

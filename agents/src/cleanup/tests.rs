@@ -60,6 +60,7 @@ fn run(
             content,
             authenticated: false,
             authenticated_sender: None,
+            tls: None,
         },
         DATE,
     )
@@ -681,6 +682,7 @@ fn cleanup_dates_in_the_local_zone() {
             content: b"",
             authenticated: false,
             authenticated_sender: None,
+            tls: None,
         },
     )
     .expect("accepted");
@@ -702,6 +704,7 @@ fn received_names_the_authenticated_sender() {
             content: b"",
             authenticated: true,
             authenticated_sender: Some("jane\r\nX: y"),
+            tls: None,
         },
     )
     .expect("accepted");
@@ -773,4 +776,99 @@ fn long_lines_are_kept_whole() {
     let out = text(&c);
     assert!(out.contains(&format!("\r\n{header}\r\n")), "header changed");
     assert!(out.ends_with(&format!("\r\n\r\n{body}")), "body changed");
+}
+
+/// smtpd under TLS: `with ESMTPS` always; the `(using …)` clause only with
+/// smtpd_tls_received_header = yes, in Postfix 3.4+'s shape.
+#[test]
+fn received_header_under_tls() {
+    let info = sluice_protocols::smtp::server::TlsInfo {
+        protocol: "TLSv1.3".into(),
+        cipher: "TLS_AES_256_GCM_SHA384".into(),
+        bits: 256,
+        key_exchange: Some("X25519".into()),
+        server_signature: Some("ECDSA (P-256)".into()),
+        server_digest: Some("SHA256".into()),
+    };
+    let c = esmtp_client();
+    for clause in [false, true] {
+        let mut env = envelope("a@example.net", &["b@example.org"]);
+        let out = cleanup_with_date(
+            &params(),
+            CleanupInput {
+                qid: QID,
+                arrival_secs: ARRIVAL,
+                origin: Origin::Smtp { client: &c },
+                envelope: &mut env,
+                content: b"Subject: x\r\n",
+                authenticated: false,
+                authenticated_sender: None,
+                tls: Some(super::ReceivedTls {
+                    info: &info,
+                    clause,
+                }),
+            },
+            DATE,
+        )
+        .expect("accepted");
+        let using = if clause {
+            "\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)\r\n\
+             \t key-exchange X25519 server-signature ECDSA (P-256) server-digest SHA256)\r\n\
+             \t(No client certificate requested)\r\n"
+        } else {
+            ""
+        };
+        let want = format!(
+            "Received: from client.example.net (client.example.net [192.0.2.10])\r\n\
+             {using}\tby mx.example.com (Sluice) with ESMTPS id {QID}\r\n\
+             \tfor <b@example.org>; {DATE}\r\n"
+        );
+        assert!(text(&out).starts_with(&want), "{}", text(&out));
+    }
+}
+
+/// TLS and AUTH together: `with ESMTPSA` (RFC 3848), the TLS clause first
+/// and then `(Authenticated sender: …)`, in the order of Postfix's
+/// smtpd.c; a login without the header still says ESMTPSA.
+#[test]
+fn received_header_under_tls_after_login() {
+    let info = sluice_protocols::smtp::server::TlsInfo {
+        protocol: "TLSv1.3".into(),
+        cipher: "TLS_AES_128_GCM_SHA256".into(),
+        bits: 128,
+        ..Default::default()
+    };
+    let c = esmtp_client();
+    for sender in [Some("jane"), None] {
+        let mut env = envelope("a@example.net", &["b@example.org"]);
+        let out = cleanup_with_date(
+            &params(),
+            CleanupInput {
+                qid: QID,
+                arrival_secs: ARRIVAL,
+                origin: Origin::Smtp { client: &c },
+                envelope: &mut env,
+                content: b"Subject: x\r\n",
+                authenticated: true,
+                authenticated_sender: sender,
+                tls: Some(super::ReceivedTls {
+                    info: &info,
+                    clause: true,
+                }),
+            },
+            DATE,
+        )
+        .expect("accepted");
+        let login = sender.map_or(String::new(), |s| {
+            format!("\t(Authenticated sender: {s})\r\n")
+        });
+        let want = format!(
+            "Received: from client.example.net (client.example.net [192.0.2.10])\r\n\
+             \t(using TLSv1.3 with cipher TLS_AES_128_GCM_SHA256 (128/128 bits))\r\n\
+             \t(No client certificate requested)\r\n\
+             {login}\tby mx.example.com (Sluice) with ESMTPSA id {QID}\r\n\
+             \tfor <b@example.org>; {DATE}\r\n"
+        );
+        assert!(text(&out).starts_with(&want), "{}", text(&out));
+    }
 }

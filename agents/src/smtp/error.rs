@@ -7,6 +7,7 @@ use std::fmt;
 use sluice_protocols::smtp::reply::EnhancedCode;
 use thiserror::Error;
 
+use super::tls::TlsFailure;
 use crate::delivery::{Feedback, RcptOutcome};
 
 /// Where in the conversation the client was. `Display` gives Postfix's
@@ -16,6 +17,10 @@ pub enum Stage {
     Greeting,
     Ehlo,
     Helo,
+    /// STARTTLS and the TLS handshake.
+    StartTls,
+    /// SMTP AUTH.
+    Auth,
     Mail,
     Rcpt,
     Data,
@@ -35,6 +40,8 @@ impl Stage {
             Stage::Greeting => "initial server greeting",
             Stage::Ehlo => "EHLO command",
             Stage::Helo => "HELO command",
+            Stage::StartTls => "STARTTLS command",
+            Stage::Auth => "AUTH command",
             Stage::Mail => "MAIL FROM command",
             Stage::Rcpt => "RCPT TO command",
             Stage::Data => "DATA command",
@@ -49,7 +56,10 @@ impl Stage {
     /// counts against the destination), rather than one during mail
     /// transfer with a working server.
     pub fn is_handshake(self) -> bool {
-        matches!(self, Stage::Greeting | Stage::Ehlo | Stage::Helo)
+        matches!(
+            self,
+            Stage::Greeting | Stage::Ehlo | Stage::Helo | Stage::StartTls
+        )
     }
 }
 
@@ -59,6 +69,8 @@ impl fmt::Display for Stage {
             Stage::Greeting => "receiving the initial server greeting",
             Stage::Ehlo => "performing the EHLO handshake",
             Stage::Helo => "performing the HELO handshake",
+            Stage::StartTls => "sending STARTTLS",
+            Stage::Auth => "performing SASL authentication",
             Stage::Mail => "sending MAIL FROM",
             Stage::Rcpt => "sending RCPT TO",
             Stage::Data => "sending DATA command",
@@ -112,6 +124,21 @@ pub enum SessionError {
     /// `smtp_helo_name` cannot be sent.
     #[error("local configuration error: bad smtp_helo_name {name:?}")]
     BadHeloName { name: String },
+    /// Mandatory TLS failed (levels `encrypt` and up), in Postfix's words.
+    #[error("{}", failure.reason(peer, reply))]
+    Tls {
+        peer: String,
+        failure: TlsFailure,
+        /// The server's reply to STARTTLS, when it refused.
+        reply: String,
+    },
+    /// The handshake failed at level `may`: connect again and go on in
+    /// plaintext (Postfix's `RETRY_AS_PLAINTEXT`).
+    #[error("Cannot start TLS: handshake failure with {peer}")]
+    TlsRetryPlaintext { peer: String },
+    /// SMTP AUTH failed: refused, or no mechanism allowed.
+    #[error("{reason}")]
+    Sasl { reason: String, dsn: EnhancedCode },
     /// The connection failed earlier and was used again.
     #[error("connection with {peer} is no longer usable")]
     Closed { peer: String },
@@ -133,6 +160,12 @@ impl SessionError {
                 EnhancedCode(4, 5, 0)
             }
             SessionError::Refused { dsn, .. } | SessionError::Rejected { dsn, .. } => *dsn,
+            SessionError::Tls { failure, .. } => {
+                let (class, subject, detail) = failure.dsn();
+                EnhancedCode(class, subject, detail)
+            }
+            SessionError::TlsRetryPlaintext { .. } => EnhancedCode(4, 7, 5),
+            SessionError::Sasl { dsn, .. } => *dsn,
             // "system configuration error" — the mail waits for a fix.
             SessionError::BadHeloName { .. } => EnhancedCode(4, 3, 5),
         }
@@ -152,6 +185,9 @@ impl SessionError {
             | SessionError::ReplyTooLong { stage, .. }
             | SessionError::Refused { stage, .. }
             | SessionError::Unsynchronised { stage, .. } => stage.is_handshake(),
+            // The server answered; only the TLS policy failed.
+            SessionError::Tls { failure, .. } => failure == &TlsFailure::HandshakeFailed,
+            SessionError::TlsRetryPlaintext { .. } | SessionError::Sasl { .. } => false,
             SessionError::Rejected { .. }
             | SessionError::BadHeloName { .. }
             | SessionError::Closed { .. } => false,

@@ -6,6 +6,7 @@ use std::time::Duration;
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use sluice_protocols::smtp::client::reply::{ReplyError, ReplyParser, ServerReply};
 
+use super::stream::Stream;
 use crate::runtime::{with_timeout, Clock};
 
 /// Bytes read from the socket at a time. Unconsumed bytes (the start of a
@@ -24,23 +25,39 @@ pub(super) enum Fail {
 }
 
 pub(super) struct Io<S> {
-    stream: S,
+    pub(super) stream: Stream<S>,
     buf: Box<[u8]>,
     /// `buf[start..end]` has been read but not parsed.
     start: usize,
     end: usize,
     parser: ReplyParser,
+    line_limit: usize,
+    reply_limit: usize,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
     pub(super) fn new(stream: S, line_limit: usize, reply_limit: usize) -> Self {
         Io {
-            stream,
+            stream: Stream::Plain(stream),
             buf: vec![0; READ_CHUNK].into_boxed_slice(),
             start: 0,
             end: 0,
             parser: ReplyParser::new(line_limit, reply_limit),
+            line_limit,
+            reply_limit,
         }
+    }
+
+    /// Drops whatever the server sent that no command asked for (bytes
+    /// pipelined after its 220 to STARTTLS: they must never be read as TLS
+    /// or as replies, RFC 3207 §4.2 and CVE-2011-0411). Returns how many
+    /// bytes were dropped.
+    pub(super) fn discard_unread(&mut self) -> usize {
+        let n = self.end - self.start + usize::from(self.parser.in_reply());
+        self.start = 0;
+        self.end = 0;
+        self.parser = ReplyParser::new(self.line_limit, self.reply_limit);
+        n
     }
 
     /// Whether the server sent bytes that no command has asked for yet.

@@ -10,7 +10,9 @@
 //! in Postfix's words;
 //! [`Connection::reset`] probes a cached connection with RSET before
 //! reuse; [`Connection::quit`] says goodbye. Finding the server (DNS, MX
-//! order), connecting, the connection cache and TLS are the engine's.
+//! order), connecting and the connection cache are the engine's; STARTTLS
+//! ([`Connection::open_tls`]) follows the policy the engine looks up for
+//! the destination ([`tls`]).
 //!
 //! **Trust.** The server is untrusted. A server that stalls costs one
 //! timeout (each read of a reply and each write is bounded by the
@@ -38,7 +40,9 @@
 //!
 //! **Parameters** ([`SmtpParams`]): `smtp_helo_name`, the `smtp_*_timeout`
 //! family, whether to pipeline, `smtp_line_length_limit`,
-//! `line_length_limit`, `max_reply_bytes`.
+//! `line_length_limit`, `max_reply_bytes`, `smtp_starttls_timeout`, and
+//! the `smtp_sasl_*` settings ([`auth`]); the `smtp_tls_*` ones are in
+//! [`tls`].
 //!
 //! ```ignore
 //! let mut conn = Connection::open(stream, "mx.example[192.0.2.1]:25".into(), &params, &clock).await?;
@@ -49,9 +53,13 @@
 //! }
 //! ```
 
+pub mod auth;
 mod error;
 mod io;
 mod session;
+mod starttls;
+mod stream;
+pub mod tls;
 mod transaction;
 
 #[cfg(test)]
@@ -91,6 +99,9 @@ pub struct SmtpParams {
     pub data_xfer_timeout: Duration,
     /// `smtp_data_done_timeout` (600s): the reply to the final dot.
     pub data_done_timeout: Duration,
+    /// `smtp_starttls_timeout` (300s): the reply to STARTTLS, and the
+    /// TLS handshake.
+    pub starttls_timeout: Duration,
     /// `smtp_quit_timeout` (300s).
     pub quit_timeout: Duration,
     /// `smtp_rset_timeout` (20s).
@@ -104,6 +115,8 @@ pub struct SmtpParams {
     pub smtp_line_length_limit: usize,
     /// `line_length_limit` (2048): the longest reply line kept.
     pub line_length_limit: usize,
+    /// `smtp_sasl_auth_enable` with its settings; `None` when off.
+    pub sasl: Option<auth::SaslClientParams>,
     /// The most bytes one server reply may take before the session is
     /// given up (no Postfix equivalent; see
     /// [`MAX_REPLY_BYTES`](sluice_protocols::smtp::client::reply::MAX_REPLY_BYTES)).
@@ -122,12 +135,14 @@ impl SmtpParams {
             data_init_timeout: Duration::from_secs(120),
             data_xfer_timeout: Duration::from_secs(180),
             data_done_timeout: Duration::from_secs(600),
+            starttls_timeout: Duration::from_secs(300),
             quit_timeout: Duration::from_secs(300),
             rset_timeout: Duration::from_secs(20),
             pipelining: true,
             smtp_line_length_limit: SMTP_LINE_LENGTH_LIMIT,
             line_length_limit: LINE_LENGTH_LIMIT,
             max_reply_bytes: MAX_REPLY_BYTES,
+            sasl: None,
         }
     }
 
@@ -135,6 +150,8 @@ impl SmtpParams {
     pub fn timeout(&self, stage: Stage) -> Duration {
         match stage {
             Stage::Greeting | Stage::Ehlo | Stage::Helo => self.helo_timeout,
+            Stage::StartTls => self.starttls_timeout,
+            Stage::Auth => self.helo_timeout,
             Stage::Mail => self.mail_timeout,
             Stage::Rcpt => self.rcpt_timeout,
             Stage::Data => self.data_init_timeout,

@@ -7,6 +7,7 @@ use sluice_protocols::smtp::reply::EnhancedCode;
 
 use super::error::{SessionError, Stage};
 use super::io::{Fail, Io};
+use super::tls::{TlsInfo, TlsLevel, TlsSetup};
 use super::SmtpParams;
 use crate::runtime::Clock;
 
@@ -23,6 +24,11 @@ pub struct Connection<S> {
     pub(super) uses: u32,
     /// False once the session is out of step or broken.
     pub(super) usable: bool,
+    /// The TLS level the session was opened under (for scache: a session
+    /// is reused only under the same policy).
+    pub(super) tls_level: TlsLevel,
+    /// The TLS session, once STARTTLS succeeded.
+    pub(super) tls: Option<TlsInfo>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
@@ -35,6 +41,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         params: &SmtpParams,
         clock: &C,
     ) -> Result<Connection<S>, SessionError> {
+        Self::open_tls(stream, peer, params, None, clock).await
+    }
+
+    /// [`Connection::open`], then STARTTLS as `tls` says (no TLS when
+    /// `None`, level `none`). [`SessionError::TlsRetryPlaintext`] asks the
+    /// caller to connect again and open without TLS.
+    pub async fn open_tls<C: Clock>(
+        stream: S,
+        peer: String,
+        params: &SmtpParams,
+        tls: Option<&TlsSetup>,
+        clock: &C,
+    ) -> Result<Connection<S>, SessionError> {
         let mut conn = Connection {
             io: Io::new(stream, params.line_length_limit, params.max_reply_bytes),
             namaddr: namaddr(&peer).to_string(),
@@ -44,6 +63,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             esmtp: false,
             uses: 0,
             usable: true,
+            tls_level: TlsLevel::None,
+            tls: None,
         };
         let greeting = conn.read_reply(clock, Stage::Greeting).await?;
         if !greeting.is_positive_completion() {
@@ -60,6 +81,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         if ehlo.is_positive_completion() {
             conn.ext = Extensions::from_ehlo(&ehlo);
             conn.esmtp = true;
+            if let Some(setup) = tls {
+                conn.negotiate_tls(setup, clock).await?;
+            }
             return Ok(conn);
         }
         if ehlo.code == 421 {
@@ -69,11 +93,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         if !helo.is_positive_completion() {
             return Err(conn.refused(Stage::Helo, &helo, failure_dsn(&helo)));
         }
+        if let Some(setup) = tls {
+            // After HELO nothing is offered: plaintext, or a deferral.
+            conn.negotiate_tls(setup, clock).await?;
+        }
         Ok(conn)
     }
 
     /// Sends EHLO or HELO and reads the reply.
-    async fn hello<C: Clock>(
+    pub(super) async fn hello<C: Clock>(
         &mut self,
         clock: &C,
         stage: Stage,
@@ -149,6 +177,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         &self.ext
     }
 
+    /// The TLS session, when STARTTLS succeeded.
+    pub fn tls_info(&self) -> Option<&TlsInfo> {
+        self.tls.as_ref()
+    }
+
+    /// The TLS level the session was opened under (`none` without TLS
+    /// setup).
+    pub fn tls_level(&self) -> TlsLevel {
+        self.tls_level
+    }
+
     /// Whether the server took EHLO (`ESMTP`) or only HELO (`SMTP`).
     pub fn is_esmtp(&self) -> bool {
         self.esmtp
@@ -204,7 +243,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    fn refused(&mut self, stage: Stage, reply: &ServerReply, dsn: EnhancedCode) -> SessionError {
+    pub(super) fn refused(
+        &mut self,
+        stage: Stage,
+        reply: &ServerReply,
+        dsn: EnhancedCode,
+    ) -> SessionError {
         self.usable = false;
         SessionError::Refused {
             peer: self.namaddr.clone(),

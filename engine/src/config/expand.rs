@@ -21,6 +21,23 @@ use memchr::memchr;
 /// ("unreasonable macro call nesting").
 pub const MAX_NESTING: usize = 100;
 
+/// The longest value one expansion may produce. Nesting alone does not
+/// bound it: `a = $b$b`, `b = $c$c`, … doubles per line, so 40 lines ask
+/// for a terabyte. Postfix has no such bound (it would run out of memory);
+/// a real value (a long mynetworks, a banner) is far below a megabyte.
+pub const MAX_EXPANSION: usize = 1 << 20;
+
+/// The most `$` references one expansion may evaluate: the same doubling
+/// with empty values costs time instead of memory.
+pub const MAX_EXPANSION_STEPS: usize = 10_000;
+
+/// State of one [`expand`] call.
+struct Cx<'a> {
+    lookup: &'a dyn Lookup,
+    /// `$` references evaluated so far.
+    steps: usize,
+}
+
 /// Why a value could not be expanded. Display is Postfix's warning text.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ExpandError {
@@ -32,6 +49,9 @@ pub enum ExpandError {
     Nesting(String),
     #[error("{0}")]
     Syntax(String),
+    /// Past [`MAX_EXPANSION`] bytes or [`MAX_EXPANSION_STEPS`] references.
+    #[error("macro expansion too large (over {MAX_EXPANSION} bytes or {MAX_EXPANSION_STEPS} references): \"{0}\"")]
+    TooLarge(String),
 }
 
 /// Looks up a parameter's raw (unexpanded) value; `None` means undefined.
@@ -48,7 +68,8 @@ impl<F: Fn(&str) -> Option<String>> Lookup for F {
 /// Expands `text` recursively against `lookup`.
 pub fn expand(text: &str, lookup: &dyn Lookup) -> Result<String, ExpandError> {
     let mut out = String::with_capacity(text.len());
-    expand_into(&mut out, text, lookup, 0)?;
+    let mut cx = Cx { lookup, steps: 0 };
+    expand_into(&mut out, text, &mut cx, 0)?;
     Ok(out)
 }
 
@@ -103,7 +124,7 @@ fn is_name_byte(b: u8) -> bool {
 fn expand_into(
     out: &mut String,
     text: &str,
-    lookup: &dyn Lookup,
+    cx: &mut Cx<'_>,
     level: usize,
 ) -> Result<(), ExpandError> {
     let b = text.as_bytes();
@@ -136,10 +157,16 @@ fn expand_into(
         if expr.is_empty() {
             return Err(ExpandError::EmptyName(text.to_string()));
         }
-        eval_expr(out, expr, lookup, level + 1)?;
+        eval_expr(out, expr, cx, level + 1)?;
+        if out.len() > MAX_EXPANSION {
+            return Err(ExpandError::TooLarge(head(text).to_string()));
+        }
         i = next;
     }
     out.push_str(&text[i..]);
+    if out.len() > MAX_EXPANSION {
+        return Err(ExpandError::TooLarge(head(text).to_string()));
+    }
     Ok(())
 }
 
@@ -182,15 +209,19 @@ fn curly_payload(s: &str) -> Result<Option<(&str, &str)>, ExpandError> {
 fn eval_expr(
     out: &mut String,
     expr: &str,
-    lookup: &dyn Lookup,
+    cx: &mut Cx<'_>,
     level: usize,
 ) -> Result<(), ExpandError> {
     if level > MAX_NESTING {
         return Err(ExpandError::Nesting(expr.to_string()));
     }
+    cx.steps += 1;
+    if cx.steps > MAX_EXPANSION_STEPS {
+        return Err(ExpandError::TooLarge(head(expr).to_string()));
+    }
     let (value, op, mut rest): (Option<String>, Option<char>, &str) =
         if let Some((left, after)) = curly_payload(expr)? {
-            let (truth, after) = eval_logical(left, after, lookup, level)?;
+            let (truth, after) = eval_logical(left, after, cx, level)?;
             let value = Some(if truth {
                 "true".to_string()
             } else {
@@ -218,13 +249,13 @@ fn eval_expr(
             }
             let op = expr[split..].chars().next();
             let rest = if op.is_some() { &expr[split + 1..] } else { "" };
-            (lookup.lookup(name), op, rest)
+            (cx.lookup.lookup(name), op, rest)
         };
     let non_empty = value.as_deref().is_some_and(|v| !v.is_empty());
     match op {
         None => {
             if let Some(v) = value.filter(|v| !v.is_empty()) {
-                expand_into(out, &v, lookup, level)?;
+                expand_into(out, &v, cx, level)?;
             }
         }
         Some(op) => {
@@ -235,7 +266,7 @@ fn eval_expr(
                     None => (rest, ""),
                 };
                 if non_empty {
-                    expand_into(out, iftrue, lookup, level)?;
+                    expand_into(out, iftrue, cx, level)?;
                 }
                 if rest.is_empty() {
                     return Ok(());
@@ -252,7 +283,7 @@ fn eval_expr(
                 None => (rest, ""),
             };
             if !non_empty {
-                expand_into(out, iffalse, lookup, level)?;
+                expand_into(out, iffalse, cx, level)?;
             }
             if !after.is_empty() {
                 return Err(ExpandError::Syntax(format!(
@@ -269,7 +300,7 @@ fn eval_expr(
 fn eval_logical<'a>(
     left: &str,
     after_left: &'a str,
-    lookup: &dyn Lookup,
+    cx: &mut Cx<'_>,
     level: usize,
 ) -> Result<(bool, &'a str), ExpandError> {
     let op_len = after_left
@@ -290,9 +321,9 @@ fn eval_logical<'a>(
         ))
     })?;
     let mut l = String::new();
-    expand_into(&mut l, left, lookup, level)?;
+    expand_into(&mut l, left, cx, level)?;
     let mut r = String::new();
-    expand_into(&mut r, right, lookup, level)?;
+    expand_into(&mut r, right, cx, level)?;
     let ordering = match (decimal(&l), decimal(&r)) {
         (Some(a), Some(b)) => a.cmp(&b),
         _ if matches!(op, "==" | "!=") => l.cmp(&r),
@@ -463,5 +494,27 @@ mod tests {
             referenced_names("$a, ${b?{$c}:{x}} $$d $(e) ${{$f} == {1}}"),
             ["a", "b", "c", "e", "f"]
         );
+    }
+
+    /// Found by fuzzing (fuzz/seeds/main_cf/expansion_bomb*): nesting is
+    /// bounded but breadth was not, so `p0 = $p1$p1`, `p1 = $p2$p2`, …
+    /// asked for 2^40 bytes (or, with an empty last value, 2^40 lookups).
+    #[test]
+    fn doubling_chains_are_bounded() {
+        for last in ["xxxxxxxx", ""] {
+            let mut t: HashMap<String, String> = (0..40)
+                .map(|i| (format!("p{i}"), format!("$p{}$p{}", i + 1, i + 1)))
+                .collect();
+            t.insert("p40".into(), last.into());
+            let lookup = |n: &str| t.get(n).cloned();
+            let start = std::time::Instant::now();
+            let e = expand("$p0", &lookup).unwrap_err();
+            assert!(matches!(e, ExpandError::TooLarge(_)), "{e:?}");
+            assert!(start.elapsed() < std::time::Duration::from_secs(5));
+        }
+        // A wide but small expansion is fine.
+        let t = table(&[("a", "$b$b$b$b"), ("b", "$c$c$c$c"), ("c", "xy")]);
+        let lookup = |n: &str| t.get(n).cloned();
+        assert_eq!(expand("$a", &lookup).unwrap().len(), 32);
     }
 }

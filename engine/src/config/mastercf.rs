@@ -97,6 +97,21 @@ fn parse_service(line: &str, origin: Origin) -> Result<MasterService, ConfigErro
             ),
         ));
     }
+    // `{ }` makes an empty token; the eight fixed fields may not be empty
+    // (Postfix has no braces there, so it never sees one).
+    const FIELDS: [&str; 8] = [
+        "service",
+        "type",
+        "private",
+        "unprivileged",
+        "chroot",
+        "wakeup",
+        "process count",
+        "command",
+    ];
+    if let Some(i) = tokens[..8].iter().position(String::is_empty) {
+        return Err(syntax(&origin, format!("empty {} field", FIELDS[i])));
+    }
     let service_type = tokens[1].clone();
     if !SERVICE_TYPES.contains(&service_type.as_str()) {
         return Err(syntax(
@@ -453,6 +468,21 @@ mod tests {
         );
         assert_eq!(svcs[2].wakeup.as_deref(), Some("60"));
         assert_eq!(svcs[3].wakeup.as_deref(), Some("300?"));
+    }
+
+    /// Found by fuzzing (fuzz/seeds/master_cf/empty_command_field): `{ }`
+    /// in a fixed field made an empty command or service name.
+    #[test]
+    fn empty_fixed_fields_are_refused() {
+        assert_eq!(
+            err("smtp inet - - - - - { }\n"),
+            "/etc/sluice/master.cf:1: empty command field"
+        );
+        assert_eq!(
+            err("{ } inet - - - - - smtpd\n"),
+            "/etc/sluice/master.cf:1: empty service field"
+        );
+        assert_eq!(parse_ok("smtp inet - - - - - smtpd { }\n")[0].args, [""]);
     }
 
     #[test]

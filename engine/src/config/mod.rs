@@ -44,10 +44,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 pub use cidr::{Cidr, CidrError};
-pub use expand::{ExpandError, MAX_NESTING};
+pub use expand::{ExpandError, MAX_EXPANSION, MAX_EXPANSION_STEPS, MAX_NESTING};
 pub use host::{HostFacts, InterfaceAddr};
 pub use maincf::{MainCf, Origin, RawEntry};
-pub use mastercf::{MasterService, Protocols};
+pub use mastercf::{parse as parse_master_cf, MasterService, Protocols};
 pub use params::{
     param, parse_bool, parse_int, parse_size, parse_time, split_list, Kind, Param, Status, PARAMS,
 };

@@ -98,10 +98,7 @@ const RESTRICTIONS: Status =
     Refused("only smtpd_relay_restrictions and smtpd_recipient_restrictions are enforced");
 const REWRITE: Status =
     Refused("address rewriting by tables is not implemented: addresses would stay as they are");
-const SASL: Status = Refused("SASL is not implemented yet: nobody can authenticate");
-const SASL_DETAIL: Status = Ignored("SASL is not implemented yet");
 const SYSLOG: Status = Ignored("Sluice logs to queue_directory/maillog");
-const TLS: Status = Refused("TLS is not implemented yet: Sluice would talk plaintext");
 const TLS_DETAIL: Status = Ignored("TLS is not implemented yet");
 const VIRTUAL_ALIAS: Status = Refused(
     "virtual alias expansion is not implemented: every recipient in those domains would bounce",
@@ -249,7 +246,7 @@ pub static PARAMS: &[Param] = &[
     p("smtp_data_done_timeout", "600s", Time('s'), INSTANCE),
     p("smtp_data_init_timeout", "120s", Time('s'), INSTANCE),
     p("smtp_data_xfer_timeout", "180s", Time('s'), INSTANCE),
-    p("smtp_enforce_tls", "no", Bool, TLS),
+    p("smtp_enforce_tls", "no", Bool, GUARDED),
     p("smtp_header_checks", "", List, CONTENT),
     p("smtp_helo_name", "$myhostname", Str, INSTANCE),
     p("smtp_helo_timeout", "300s", Time('s'), INSTANCE),
@@ -260,11 +257,44 @@ pub static PARAMS: &[Param] = &[
     p("smtp_quit_timeout", "300s", Time('s'), INSTANCE),
     p("smtp_rcpt_timeout", "300s", Time('s'), INSTANCE),
     p("smtp_rset_timeout", "20s", Time('s'), INSTANCE),
-    p("smtp_sasl_auth_enable", "no", Bool, SASL),
-    p("smtp_sasl_password_maps", "", List, SASL_DETAIL),
-    p("smtp_tls_policy_maps", "", List, TLS),
-    p("smtp_tls_security_level", "", Str, TLS),
-    p("smtp_use_tls", "no", Bool, TLS),
+    p("smtp_sasl_auth_enable", "no", Bool, GUARDED),
+    p("smtp_sasl_auth_soft_bounce", "yes", Bool, INSTANCE),
+    p("smtp_sasl_mechanism_filter", "", List, INSTANCE),
+    p("smtp_sasl_password_maps", "", List, GUARDED),
+    p("smtp_sasl_security_options", "noplaintext, noanonymous", List, GUARDED),
+    // Sluice: PLAIN and LOGIN inside TLS; Postfix's default is
+    // $smtp_sasl_security_options (noplaintext, which refuses both).
+    p("smtp_sasl_tls_security_options", "noanonymous", List, GUARDED),
+    p("smtp_sasl_type", "cyrus", Str, Ignored("Sluice's smtp client has its own PLAIN and LOGIN")),
+    p("smtp_sender_dependent_authentication", "no", Bool, Refused("sender-dependent SASL credentials are not implemented: the per-destination ones would be used")),
+    p("smtp_starttls_timeout", "300s", Time('s'), INSTANCE),
+    // The smtp client's TLS and SASL settings that decide whether mail may
+    // go in plaintext or unauthenticated are GUARDED: a master.cf -o for
+    // one transport (which Sluice does not apply per transport) is refused
+    // rather than warned about.
+    p("smtp_tls_CAfile", "", Str, GUARDED),
+    p("smtp_tls_CApath", "", Str, GUARDED),
+    p("smtp_tls_cert_file", "", Str, Refused("client certificates are not implemented: no certificate would be presented")),
+    p("smtp_tls_ciphers", "medium", Str, Ignored("rustls's own cipher suites are used")),
+    // Obsolete (Postfix < 2.3): with smtp_enforce_tls = yes it made the level verify.
+    p("smtp_tls_enforce_peername", "yes", Bool, GUARDED),
+    p("smtp_tls_key_file", "$smtp_tls_cert_file", Str, Refused("client certificates are not implemented: no certificate would be presented")),
+    p("smtp_tls_loglevel", "0", Int, INSTANCE),
+    p("smtp_tls_mandatory_ciphers", "medium", Str, Ignored("rustls's own cipher suites are used")),
+    // Sluice: rustls speaks TLSv1.2 and TLSv1.3 only, whatever this allows.
+    p("smtp_tls_mandatory_protocols", ">=TLSv1", List, GUARDED),
+    p("smtp_tls_note_starttls_offer", "no", Bool, Ignored("servers that offer STARTTLS are not logged")),
+    p("smtp_tls_policy_maps", "", List, GUARDED),
+    // Sluice: rustls speaks TLSv1.2 and TLSv1.3 only, whatever this allows.
+    p("smtp_tls_protocols", ">=TLSv1", List, INSTANCE),
+    p("smtp_tls_secure_cert_match", "nexthop, dot-nexthop", List, GUARDED),
+    // Sluice: "may", as Postfix 3.11's default; Postfix 3.7 (Debian 12)
+    // defaults to empty (the obsolete smtp_use_tls, so no TLS).
+    p("smtp_tls_security_level", "may", Str, GUARDED),
+    p("smtp_tls_servername", "", Str, INSTANCE),
+    p("smtp_tls_session_cache_database", "", Str, Ignored("TLS sessions (unverified levels only) are cached in memory, per shard")),
+    p("smtp_tls_verify_cert_match", "hostname", List, GUARDED),
+    p("smtp_use_tls", "no", Bool, GUARDED),
     p("smtpd_banner", "$myhostname ESMTP $mail_name", Str, LISTENER),
     p("smtpd_client_connection_count_limit", "50", Int, LISTENER),
     p("smtpd_client_connection_rate_limit", "0", Int, LISTENER),
@@ -278,7 +308,7 @@ pub static PARAMS: &[Param] = &[
     p("smtpd_data_restrictions", "", List, RESTRICTIONS),
     p("smtpd_delay_reject", "yes", Bool, Ignored("only RCPT-time restrictions exist")),
     p("smtpd_end_of_data_restrictions", "", List, RESTRICTIONS),
-    p("smtpd_enforce_tls", "no", Bool, TLS),
+    p("smtpd_enforce_tls", "no", Bool, LISTENER),
     p("smtpd_error_sleep_time", "1s", Time('s'), LISTENER),
     p("smtpd_etrn_restrictions", "", List, Ignored("ETRN is refused (458)")),
     p("smtpd_forbid_bare_newline", "normalize", Str, LISTENER),
@@ -306,14 +336,19 @@ pub static PARAMS: &[Param] = &[
     p("smtpd_sender_login_maps", "", List, LISTENER),
     p("smtpd_sender_restrictions", "", List, RESTRICTIONS),
     p("smtpd_soft_error_limit", "10", Int, LISTENER),
+    p("smtpd_starttls_timeout", "${stress?{10}:{300}}s", Time('s'), LISTENER),
     p("smtpd_timeout", "${stress?{10}:{300}}s", Time('s'), LISTENER),
     p("smtpd_tls_auth_only", "no", Bool, LISTENER),
-    p("smtpd_tls_cert_file", "", Str, TLS_DETAIL),
-    p("smtpd_tls_chain_files", "", List, TLS_DETAIL),
-    p("smtpd_tls_key_file", "$smtpd_tls_cert_file", Str, TLS_DETAIL),
-    p("smtpd_tls_security_level", "", Str, TLS),
-    p("smtpd_tls_wrappermode", "no", Bool, TLS),
-    p("smtpd_use_tls", "no", Bool, TLS),
+    p("smtpd_tls_cert_file", "", Str, LISTENER),
+    p("smtpd_tls_chain_files", "", List, LISTENER),
+    p("smtpd_tls_key_file", "$smtpd_tls_cert_file", Str, LISTENER),
+    p("smtpd_tls_loglevel", "0", Int, LISTENER),
+    p("smtpd_tls_mandatory_protocols", ">=TLSv1", List, LISTENER),
+    p("smtpd_tls_protocols", ">=TLSv1", List, LISTENER),
+    p("smtpd_tls_received_header", "no", Bool, LISTENER),
+    p("smtpd_tls_security_level", "", Str, LISTENER),
+    p("smtpd_tls_wrappermode", "no", Bool, LISTENER),
+    p("smtpd_use_tls", "no", Bool, LISTENER),
     p("soft_bounce", "no", Bool, Refused("soft_bounce is not implemented: mail would bounce instead of staying queued")),
     p("stress", "", Str, LISTENER),
     p("swap_bangpath", "yes", Bool, INSTANCE),

@@ -21,8 +21,6 @@ use crate::sasl::SaslBackend;
 pub struct SaslParams {
     /// `smtpd_sasl_auth_enable`.
     pub auth_enable: bool,
-    /// `smtpd_tls_auth_only`: AUTH only under TLS.
-    pub tls_auth_only: bool,
     /// `smtpd_sasl_type` with `smtpd_sasl_path` or
     /// `sluice_sasl_password_file`; `None` while AUTH is off.
     pub backend: Option<SaslBackend>,
@@ -94,7 +92,6 @@ impl SaslParams {
         }
         Ok(SaslParams {
             auth_enable,
-            tls_auth_only: main.get_bool("smtpd_tls_auth_only")?,
             backend,
             authenticated_header: main.get_bool("smtpd_sasl_authenticated_header")?,
             sender_login_maps: LoginMaps { specs, tables },

@@ -55,7 +55,6 @@ fn main_cf_settings_warn_or_refuse_with_file_and_line() {
         [
             "/etc/sluice/main.cf:2: parameter header_checks is not implemented yet; refusing to run without it (header and body checks are not implemented: content would pass uninspected)",
             "/etc/sluice/main.cf:6: parameter smtpd_client_restrictions is not implemented yet; refusing to run without it (only smtpd_relay_restrictions and smtpd_recipient_restrictions are enforced)",
-            "/etc/sluice/main.cf:8: parameter smtp_tls_security_level is not implemented yet; refusing to run without it (TLS is not implemented yet: Sluice would talk plaintext)",
         ]
     );
     // Defaults written out (soft_bounce = no, alias_maps, level none) say
@@ -95,9 +94,10 @@ fn values_are_compared_after_expansion_and_conversion() {
 }
 
 /// The example: a submission service with TLS and SASL used to
-/// pass `sluice check` and serve plaintext.
+/// pass `sluice check` and serve plaintext. TLS and SASL are implemented
+/// now; what the listener still asks for and Sluice lacks is refused.
 #[test]
-fn submission_with_tls_and_sasl_is_refused() {
+fn submission_refuses_what_is_still_missing() {
     let c = build(
         "",
         concat!(
@@ -105,7 +105,6 @@ fn submission_with_tls_and_sasl_is_refused() {
             "# submission\n",
             "127.0.0.1:2587 inet n - n - - smtpd\n",
             "  -o syslog_name=postfix/submission\n",
-            "  -o smtpd_tls_security_level=encrypt\n",
             "  -o smtpd_sasl_auth_enable=yes\n",
             "  -o smtpd_sasl_type=dovecot\n",
             "  -o smtpd_sasl_path=private/auth\n",
@@ -117,7 +116,6 @@ fn submission_with_tls_and_sasl_is_refused() {
     assert_eq!(
         refusals(&c),
         [
-            format!("{svc}: parameter smtpd_tls_security_level is not implemented yet; refusing to run without it (TLS is not implemented yet: Sluice would talk plaintext)"),
             format!("{svc}: parameter smtpd_client_restrictions is not implemented yet; refusing to run without it (only smtpd_relay_restrictions and smtpd_recipient_restrictions are enforced)"),
         ]
     );
@@ -125,6 +123,45 @@ fn submission_with_tls_and_sasl_is_refused() {
         not_implemented(&c),
         [format!("{svc}: parameter syslog_name is not implemented; it has no effect (Sluice logs to queue_directory/maillog)")]
     );
+}
+
+/// A TLS level without a certificate, or wrapper mode without TLS, is a
+/// load error: the listener would otherwise serve plaintext.
+#[test]
+fn tls_without_a_certificate_is_an_error() {
+    for (overrides, want) in [
+        (
+            "-o smtpd_tls_security_level=encrypt",
+            "/etc/sluice/master.cf:1: TLS needs a certificate: set smtpd_tls_chain_files or smtpd_tls_cert_file: smtpd_tls_security_level = encrypt",
+        ),
+        (
+            "-o smtpd_use_tls=yes",
+            "/etc/sluice/master.cf:1: TLS needs a certificate: set smtpd_tls_chain_files or smtpd_tls_cert_file: smtpd_use_tls = yes",
+        ),
+        (
+            "-o smtpd_tls_wrappermode=yes",
+            "/etc/sluice/master.cf:1: wrapper mode needs smtpd_tls_security_level = may or encrypt: smtpd_tls_wrappermode = yes",
+        ),
+        (
+            "-o smtpd_tls_security_level=encrypt -o smtpd_tls_cert_file=/nonexistent/cert.pem",
+            "/etc/sluice/master.cf:1: /nonexistent/cert.pem: cannot read: No such file or directory (os error 2)",
+        ),
+        (
+            "-o smtpd_tls_mandatory_protocols=<=TLSv1.1",
+            "/etc/sluice/master.cf:1: smtpd_tls_mandatory_protocols: allows neither TLSv1.2 nor TLSv1.3, the only versions Sluice speaks",
+        ),
+    ] {
+        let master = format!("127.0.0.1:2525 inet n - n - - smtpd {overrides}\n");
+        let err = from_text(
+            Path::new("/etc/sluice"),
+            ("", Path::new(MAIN)),
+            (&master, Path::new(MASTER)),
+            &HostFacts::for_tests(),
+            Path::new("/run/here"),
+        )
+        .expect_err(overrides);
+        assert_eq!(err.to_string(), want, "{overrides}");
+    }
 }
 
 #[test]
@@ -154,6 +191,31 @@ fn overrides_of_instance_parameters() {
             "/etc/sluice/master.cf:4: service relay/unix: parameter message_size_limit applies to smtpd services only; it has no effect here",
             "/etc/sluice/master.cf:4: service relay/unix: parameter smtp_connect_timeout cannot be set per service yet; main.cf's value is used",
         ]
+    );
+}
+
+/// A transport that asks for mandatory TLS or AUTH by -o would get main.cf's
+/// (opportunistic) settings: refused, not warned about.
+#[test]
+fn per_transport_tls_and_sasl_overrides_are_refused() {
+    let c = build(
+        "",
+        concat!(
+            "127.0.0.1:2525 inet n - n - - smtpd\n",
+            "relay unix - - n - - smtp -o smtp_tls_security_level=encrypt\n",
+            "  -o smtp_sasl_auth_enable=yes -o smtp_tls_loglevel=1\n",
+        ),
+    );
+    assert_eq!(
+        refusals(&c),
+        [
+            "/etc/sluice/master.cf:2: service relay/unix: parameter smtp_tls_security_level cannot be set per service yet; refusing to run with main.cf's value in its place (it decides who may relay or where mail goes)",
+            "/etc/sluice/master.cf:2: service relay/unix: parameter smtp_sasl_auth_enable cannot be set per service yet; refusing to run with main.cf's value in its place (it decides who may relay or where mail goes)",
+        ]
+    );
+    assert_eq!(
+        not_implemented(&c),
+        ["/etc/sluice/master.cf:2: service relay/unix: parameter smtp_tls_loglevel cannot be set per service yet; main.cf's value is used"]
     );
 }
 

@@ -578,7 +578,7 @@ fn sasl_backends_are_checked_at_load() {
     )
     .unwrap();
     let sasl = &c.listeners[0].smtpd.sasl;
-    assert!(sasl.auth_enable && !sasl.tls_auth_only);
+    assert!(sasl.auth_enable && !c.listeners[0].smtpd.tls.auth_only);
     assert_eq!(
         sasl.backend,
         Some(SaslBackend::Dovecot {

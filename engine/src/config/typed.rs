@@ -51,6 +51,8 @@ pub struct MainParams {
     pub authorized_mailq_users: UserAcl,
     /// Who may flush it (`postqueue -f`, `-s`, `-i`).
     pub authorized_flush_users: UserAcl,
+    /// Who may submit mail (`sendmail`, `postdrop`).
+    pub authorized_submit_users: UserAcl,
     pub smtpd: SmtpdParams,
     pub hopcount_limit: u32,
     pub header_size_limit: usize,
@@ -88,8 +90,11 @@ pub struct SmtpdParams {
     /// smtpd_client_connection_rate_limit, smtpd_client_message_rate_limit,
     /// smtpd_client_recipient_rate_limit.
     pub client_limits: ClientLimits,
-    /// SMTP AUTH: smtpd_sasl_*, smtpd_tls_auth_only, smtpd_sender_login_maps.
+    /// SMTP AUTH: smtpd_sasl_*, smtpd_sender_login_maps (smtpd_tls_auth_only
+    /// is `tls.auth_only`).
     pub sasl: super::SaslParams,
+    /// STARTTLS and wrapper mode (`smtpd_tls_*`), certificate loaded.
+    pub tls: crate::tls::SmtpdTls,
 }
 
 /// smtpd's per-client limits, checked against anvil's counts.
@@ -196,6 +201,7 @@ impl MainParams {
             setgid_group: main.get_str("setgid_group")?,
             authorized_mailq_users: user_acl(main, "authorized_mailq_users")?,
             authorized_flush_users: user_acl(main, "authorized_flush_users")?,
+            authorized_submit_users: user_acl(main, "authorized_submit_users")?,
             smtpd: SmtpdParams::from_main(main)?,
             hopcount_limit: main.get_number("hopcount_limit", 1)?,
             header_size_limit: main.get_number("header_size_limit", 1)?,
@@ -291,6 +297,7 @@ impl SmtpdParams {
             recipient_restrictions: restriction_list(main, "smtpd_recipient_restrictions")?,
             client_limits: ClientLimits::from_main(main)?,
             sasl: super::SaslParams::from_main(main)?,
+            tls: crate::tls::SmtpdTls::from_main(main)?,
         })
     }
 }

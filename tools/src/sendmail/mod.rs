@@ -62,7 +62,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use sluice_engine::config::{self, Config};
 use sluice_engine::passwd;
-use sluice_engine::user_acl::UserAcl;
 use sluice_protocols::envelope::{Envelope, MailParams, Recipient};
 use sluice_storage::maildrop::{self, MaildropMessage};
 
@@ -368,17 +367,7 @@ fn ensure_maildrop(diag: &mut Diag<'_>, config: &Config, who: &str) -> Result<()
 /// `authorized_submit_users`: may this user submit mail? (No exception
 /// for root, as in Postfix's sendmail.)
 fn check_submit_acl(diag: &mut Diag<'_>, config: &Config, user: &User) -> Result<(), i32> {
-    let acl = config
-        .main
-        .get_list("authorized_submit_users")
-        .map_err(|e| e.to_string())
-        .and_then(|items| {
-            UserAcl::parse("authorized_submit_users", &items).map_err(|e| e.to_string())
-        });
-    let acl = match acl {
-        Ok(acl) => acl,
-        Err(e) => return Err(diag.fatal(exit::CONFIG, &e)),
-    };
+    let acl = &config.params.authorized_submit_users;
     if acl.allows(user.name.as_deref().unwrap_or("unknown")) {
         Ok(())
     } else {

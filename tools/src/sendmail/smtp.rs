@@ -48,6 +48,9 @@ fn server_config(config: &Config) -> ServerConfig {
         disable_vrfy: s.disable_vrfy_command,
         // `sendmail -bs` runs as the submitting user: nothing to log in to.
         sasl_auth_enable: false,
+        // `sendmail -bs` talks over a pipe: no TLS to start.
+        starttls: false,
+        tls_required: false,
         tls_auth_only: false,
     }
 }
@@ -117,7 +120,8 @@ pub(super) fn run(
                 session.decide(Ok(()));
                 continue;
             }
-            Want::Close => return exit::OK,
+            // Never asked (starttls is off): treat it as the end.
+            Want::Close | Want::StartTls => return exit::OK,
             // AUTH is never enabled here; should a request come, refuse it.
             Want::Authenticate => {
                 if session.take_auth_request().is_some() {

@@ -315,7 +315,10 @@ fn an_unreadable_submit_acl_table_is_a_configuration_error() {
     );
     let (code, _, err) = inst.run(&["bob@example.org"], b"x\n");
     assert_eq!(code, exit::CONFIG, "{err}");
-    assert!(err.contains("authorized_submit_users: "), "{err}");
+    assert!(
+        err.contains("main.cf:") && err.contains("authorized_submit_users"),
+        "{err}"
+    );
     assert!(inst.messages().is_empty());
 }
 

@@ -3,6 +3,7 @@
 mod long_lines;
 mod pipe;
 mod server;
+mod starttls;
 
 use std::time::Duration;
 

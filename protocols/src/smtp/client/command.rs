@@ -211,6 +211,7 @@ mod tests {
             chunking: true,
             enhanced_status_codes: true,
             starttls: false,
+            auth: Vec::new(),
         }
     }
 

@@ -23,6 +23,9 @@ pub struct Extensions {
     pub enhanced_status_codes: bool,
     /// RFC 3207.
     pub starttls: bool,
+    /// RFC 4954: the SASL mechanisms offered (upper case), from `AUTH`
+    /// and the old `AUTH=` form.
+    pub auth: Vec<String>,
 }
 
 impl Extensions {
@@ -56,6 +59,13 @@ impl Extensions {
                 ext.enhanced_status_codes = true;
             } else if is("STARTTLS") {
                 ext.starttls = true;
+            } else if is("AUTH") {
+                for mech in words {
+                    let mech = mech.to_ascii_uppercase();
+                    if !ext.auth.contains(&mech) {
+                        ext.auth.push(mech);
+                    }
+                }
             }
         }
         // Postfix (fix 20140706): a server that offers SMTPUTF8 but not
@@ -101,9 +111,16 @@ mod tests {
                 chunking: true,
                 enhanced_status_codes: true,
                 starttls: true,
+                auth: Vec::new(),
             }
         );
         assert_eq!(ext.size_limit(), Some(10240000));
+    }
+
+    #[test]
+    fn auth_mechanisms_in_both_forms() {
+        let ext = ehlo("250-mx.example\r\n250-AUTH PLAIN login\r\n250 AUTH=LOGIN CRAM-MD5\r\n");
+        assert_eq!(ext.auth, ["PLAIN", "LOGIN", "CRAM-MD5"]);
     }
 
     #[test]

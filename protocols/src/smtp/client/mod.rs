@@ -4,7 +4,8 @@
 //! **Role.** Codecs for the delivery driver in `sluice_agents::smtp`:
 //! [`reply`] reads server replies (multi-line, bounded), [`ehlo`] reads the
 //! extensions a server announces, [`command`] builds EHLO/HELO, MAIL FROM
-//! and RCPT TO with exactly the ESMTP parameters the server announced, and
+//! and RCPT TO with exactly the ESMTP parameters the server announced,
+//! [`auth`] builds the SASL PLAIN and LOGIN exchanges (RFC 4954), and
 //! [`data`] dot-stuffs the content with smuggling-safe line endings and
 //! breaks lines longer than `smtp_line_length_limit`.
 //!
@@ -30,6 +31,7 @@
 //! assert_eq!(data::dot_stuff(b".hidden\n.\n"), b"..hidden\r\n..\r\n.\r\n");
 //! ```
 
+pub mod auth;
 pub mod command;
 pub mod data;
 pub mod ehlo;

@@ -109,6 +109,7 @@ fn skip_quoted(line: &[u8], mut i: usize, mut in_quote: bool) -> (usize, bool) {
 pub enum Verb {
     Helo,
     Ehlo,
+    Starttls,
     /// SMTP AUTH (RFC 4954); Postfix counts it after EHLO.
     Auth,
     Mail,
@@ -125,9 +126,10 @@ pub enum Verb {
 
 impl Verb {
     /// All verbs, in the order Postfix prints its disconnect statistics.
-    pub const ALL: [Verb; 13] = [
+    pub const ALL: [Verb; 14] = [
         Verb::Helo,
         Verb::Ehlo,
+        Verb::Starttls,
         Verb::Auth,
         Verb::Mail,
         Verb::Rcpt,
@@ -152,6 +154,7 @@ impl Verb {
         match self {
             Verb::Helo => "HELO",
             Verb::Ehlo => "EHLO",
+            Verb::Starttls => "STARTTLS",
             Verb::Mail => "MAIL",
             Verb::Rcpt => "RCPT",
             Verb::Data => "DATA",
@@ -181,6 +184,24 @@ impl Verb {
         matches!(
             self,
             Verb::Helo | Verb::Ehlo | Verb::Rset | Verb::Noop | Verb::Vrfy | Verb::Etrn
+        )
+    }
+
+    /// Postfix's `SMTPD_CMD_FLAG_PRE_TLS`: allowed before STARTTLS when
+    /// `smtpd_tls_security_level = encrypt`; every other command gets
+    /// `530 5.7.0 Must issue a STARTTLS command first`. HELP is not a
+    /// Postfix command; it says nothing about the session, so it is
+    /// allowed too.
+    pub fn pre_tls(self) -> bool {
+        matches!(
+            self,
+            Verb::Helo
+                | Verb::Ehlo
+                | Verb::Starttls
+                | Verb::Rset
+                | Verb::Noop
+                | Verb::Quit
+                | Verb::Help
         )
     }
 

@@ -65,7 +65,7 @@ use crate::envelope::{Envelope, Protocol};
 use crate::smtp::{reply::Reply, BareNewline};
 
 pub use budget::Budget;
-pub use session::{AuthRequest, AuthVerdict, Mechanism, SaslLogin, Session};
+pub use session::{AuthRequest, AuthVerdict, Mechanism, SaslLogin, Session, TlsInfo};
 
 /// Postfix's `smtpd_recipient_overshoot_limit` default: recipients beyond
 /// `smtpd_recipient_limit` that get `452` without counting as errors.
@@ -100,7 +100,16 @@ pub struct ServerConfig {
     pub disable_vrfy: bool,
     /// `smtpd_sasl_auth_enable` (no): offer and accept AUTH.
     pub sasl_auth_enable: bool,
-    /// `smtpd_tls_auth_only` (no): offer and accept AUTH only under TLS.
+    /// STARTTLS is offered and accepted: a certificate is configured,
+    /// `smtpd_tls_security_level` is `may` or `encrypt`, and the listener
+    /// is not in wrapper mode.
+    pub starttls: bool,
+    /// `smtpd_tls_security_level = encrypt`: before TLS, commands other
+    /// than EHLO, HELO, STARTTLS, RSET, NOOP, HELP and QUIT get `530 5.7.0
+    /// Must issue a STARTTLS command first`.
+    pub tls_required: bool,
+    /// `smtpd_tls_auth_only` (no): AUTH is offered and accepted only under
+    /// TLS.
     pub tls_auth_only: bool,
 }
 
@@ -122,6 +131,8 @@ impl ServerConfig {
             forbid_unauth_pipelining: true,
             disable_vrfy: false,
             sasl_auth_enable: false,
+            starttls: false,
+            tls_required: false,
             tls_auth_only: false,
         }
     }
@@ -188,6 +199,11 @@ pub enum Want {
     /// Verify [`Session::take_auth_request`], answer with
     /// [`Session::auth_done`], flush, then `receive` the rest of the input.
     Authenticate,
+    /// STARTTLS was accepted: flush output (`220 2.0.0 Ready to start
+    /// TLS`) in plaintext, run the server handshake, then call
+    /// [`Session::tls_established`], or close if it failed. The input
+    /// was consumed to its end: plaintext after STARTTLS is dropped.
+    StartTls,
 }
 
 /// The result of one [`Session::receive`] call.

@@ -41,6 +41,8 @@ use crate::smtp::reply::Reply;
 use crate::smtp::BareNewline;
 
 pub use auth::{AuthRequest, AuthVerdict, Mechanism, SaslLogin};
+mod starttls;
+pub use starttls::TlsInfo;
 
 /// At most this much content buffer is reserved up front from a SIZE=
 /// declaration; beyond it the buffer grows as data arrives, so a false SIZE
@@ -83,6 +85,12 @@ pub struct Session {
     decided: Option<(RateEvent, Result<(), Reply>)>,
     /// SMTP AUTH (see `auth`).
     auth: auth::AuthState,
+    /// TLS is active: what the handshake negotiated (see `starttls`).
+    tls: Option<TlsInfo>,
+    /// STARTTLS was accepted; no input is read until the handshake ends.
+    starting_tls: bool,
+    /// Plaintext bytes dropped after STARTTLS (CVE-2011-0411).
+    plaintext_discarded: usize,
 }
 
 /// What the next input bytes are.
@@ -180,6 +188,9 @@ impl Session {
             asking: None,
             decided: None,
             auth: auth::AuthState::default(),
+            tls: None,
+            starting_tls: false,
+            plaintext_discarded: 0,
         }
     }
 
@@ -211,6 +222,12 @@ impl Session {
             return Progress {
                 consumed: 0,
                 want: Want::Message,
+            };
+        }
+        if self.starting_tls {
+            return Progress {
+                consumed: 0,
+                want: Want::StartTls,
             };
         }
         if matches!(self.input, Input::Closed) {
@@ -427,6 +444,10 @@ impl Session {
             }
             if self.auth_pending() {
                 return Step::Stop(next, Want::Authenticate);
+            }
+            if self.starting_tls {
+                let (consumed, want) = self.discard_after_starttls(input, next);
+                return Step::Stop(consumed, want);
             }
         }
         self.after_command(next)
@@ -670,23 +691,9 @@ impl Session {
             }
         }
         let args = &tokens[1..];
-        let outcome = match verb {
-            Verb::Helo => self.helo_cmd(line, args, false),
-            Verb::Ehlo => self.helo_cmd(line, args, true),
-            Verb::Mail => self.mail_cmd(line, args, policy),
-            Verb::Rcpt => self.rcpt_cmd(line, args, policy),
-            Verb::Data => self.data_cmd(args),
-            Verb::Bdat => self.bdat_cmd(line, args),
-            Verb::Rset => self.rset_cmd(args),
-            Verb::Noop => self.reply(OK),
-            Verb::Vrfy => self.vrfy_cmd(line, args),
-            Verb::Etrn => self.etrn_cmd(line, args),
-            Verb::Help => self.reply(HELP),
-            Verb::Auth => self.auth_cmd(line, args),
-            Verb::Quit => {
-                self.input = Input::Closed;
-                self.reply(BYE)
-            }
+        let outcome = match self.tls_gate(verb.pre_tls()) {
+            Some(refused) => refused,
+            None => self.run(verb, line, args, policy),
         };
         if verb == Verb::Auth {
             return self.auth_outcome(outcome);
@@ -705,6 +712,29 @@ impl Session {
             self.junk_cmds = junk.saturating_add(1);
             if junk > self.cfg.junk_command_limit {
                 self.count_error();
+            }
+        }
+    }
+
+    /// Runs one command (its state and syntax checks, then its work).
+    fn run(&mut self, verb: Verb, line: &[u8], args: &[Token], policy: &mut dyn Policy) -> Outcome {
+        match verb {
+            Verb::Helo => self.helo_cmd(line, args, false),
+            Verb::Ehlo => self.helo_cmd(line, args, true),
+            Verb::Starttls => self.starttls_cmd(args),
+            Verb::Mail => self.mail_cmd(line, args, policy),
+            Verb::Rcpt => self.rcpt_cmd(line, args, policy),
+            Verb::Data => self.data_cmd(args),
+            Verb::Bdat => self.bdat_cmd(line, args),
+            Verb::Rset => self.rset_cmd(args),
+            Verb::Noop => self.reply(OK),
+            Verb::Vrfy => self.vrfy_cmd(line, args),
+            Verb::Etrn => self.etrn_cmd(line, args),
+            Verb::Help => self.reply(HELP),
+            Verb::Auth => self.auth_cmd(line, args),
+            Verb::Quit => {
+                self.input = Input::Closed;
+                self.reply(BYE)
             }
         }
     }
@@ -747,6 +777,7 @@ impl Session {
             return Outcome::Ok;
         }
         self.esmtp = true;
+        let starttls = self.offers_starttls();
         let auth = self.auth_offered();
         let cfg = &self.cfg;
         let out = &mut self.out;
@@ -760,6 +791,9 @@ impl Session {
             out.extend_from_slice(b"250-VRFY\r\n");
         }
         out.extend_from_slice(b"250-ETRN\r\n");
+        if starttls {
+            out.extend_from_slice(b"250-STARTTLS\r\n");
+        }
         if auth {
             out.extend_from_slice(b"250-AUTH PLAIN LOGIN\r\n");
         }

@@ -118,8 +118,6 @@ enum Exchange {
 /// The session's AUTH state (one field of [`Session`]).
 #[derive(Clone, Debug, Default)]
 pub(super) struct AuthState {
-    /// TLS is active on the connection (see [`Session::set_tls_active`]).
-    tls_active: bool,
     login: Option<SaslLogin>,
     exchange: Option<(Mechanism, Exchange)>,
     /// A request out with the owner; no input is read until it answers.
@@ -146,22 +144,14 @@ const MAIL_AUTH_DISABLED: &[u8] = b"503 5.5.4 Error: authentication disabled\r\n
 const MAIL_AUTH_TWICE: &[u8] = b"503 5.5.4 Error: multiple AUTH= options\r\n";
 
 impl Session {
-    /// The driver says TLS is now active on this connection (after a
-    /// STARTTLS handshake, or from the start on a wrapper-mode listener).
-    /// AUTH waits for it when `smtpd_tls_auth_only = yes`. As in Postfix
-    /// (RFC 3207 §4.2), a change of TLS state logs the client out: what
-    /// was learnt in clear is forgotten.
-    pub fn set_tls_active(&mut self, active: bool) {
-        if self.auth.tls_active != active {
-            self.auth.login = None;
-            self.auth.exchange = None;
-        }
-        self.auth.tls_active = active;
-    }
-
-    /// Whether the driver said TLS is active (see [`Session::set_tls_active`]).
-    pub fn tls_active(&self) -> bool {
-        self.auth.tls_active
+    /// TLS state changed (see [`Session::tls_established`]): as in Postfix
+    /// (RFC 3207 §4.2, RFC 4954 §4), the client is logged out and an
+    /// exchange in progress is dropped; what was learnt in clear is
+    /// forgotten.
+    pub(super) fn auth_logout(&mut self) {
+        self.auth.login = None;
+        self.auth.exchange = None;
+        self.auth.mail_sender = None;
     }
 
     /// The request behind [`Want::Authenticate`](super::super::Want::Authenticate), once: the owner
@@ -242,7 +232,7 @@ impl Session {
     /// Whether EHLO offers AUTH now: it is on, and TLS is active or not
     /// required (`smtpd_tls_auth_only`).
     pub(super) fn auth_offered(&self) -> bool {
-        self.cfg.sasl_auth_enable && (self.auth.tls_active || !self.cfg.tls_auth_only)
+        self.cfg.sasl_auth_enable && (self.is_tls() || !self.cfg.tls_auth_only)
     }
 
     /// A new MAIL transaction: forget the last one's `AUTH=`.

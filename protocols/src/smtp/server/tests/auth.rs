@@ -183,6 +183,7 @@ fn not_enabled_in_transaction_and_before_tls() {
     // smtpd_tls_auth_only = yes: not offered, refused, until TLS is on.
     let mut t = T::with(ServerConfig {
         tls_auth_only: true,
+        starttls: true,
         ..auth_cfg()
     });
     assert!(!t.cmd("EHLO c.example").contains("AUTH"));
@@ -190,7 +191,8 @@ fn not_enabled_in_transaction_and_before_tls() {
         t.cmd("AUTH PLAIN AGphbmUAc2VjcmV0"),
         "504 5.5.4 Encryption required for requested authentication mechanism"
     );
-    t.s.set_tls_active(true);
+    assert_eq!(t.cmd("STARTTLS"), "220 2.0.0 Ready to start TLS");
+    assert!(t.s.is_tls());
     assert!(t.cmd("EHLO c.example").contains("250-AUTH PLAIN LOGIN"));
     assert_eq!(
         t.cmd("AUTH PLAIN AGphbmUAc2VjcmV0"),
@@ -301,17 +303,56 @@ fn split_cfg_auth() -> ServerConfig {
 
 #[test]
 fn tls_start_forgets_a_plaintext_login() {
-    let mut t = T::with(auth_cfg());
+    let mut t = T::with(ServerConfig {
+        starttls: true,
+        ..auth_cfg()
+    });
     t.cmd("EHLO c.example");
     assert_eq!(
         t.cmd("AUTH PLAIN AGphbmUAc2VjcmV0"),
         "235 2.7.0 Authentication successful"
     );
-    t.s.set_tls_active(true);
+    assert!(t.s.sasl_login().is_some());
+    assert_eq!(t.cmd("STARTTLS"), "220 2.0.0 Ready to start TLS");
     assert!(t.s.sasl_login().is_none());
-    assert!(t.s.tls_active());
+    assert!(t.s.is_tls());
+    t.cmd("EHLO c.example");
     assert_eq!(
         t.cmd("AUTH PLAIN AGphbmUAc2VjcmV0"),
         "235 2.7.0 Authentication successful"
     );
+}
+
+/// Postfix's EHLO order: STARTTLS, then AUTH; with
+/// `smtpd_tls_security_level = encrypt` (and `smtpd_tls_auth_only = no`)
+/// AUTH is offered in clear as Postfix does, but the command is refused
+/// like every non-PRE_TLS command until TLS is on.
+#[test]
+fn encrypt_refuses_auth_before_tls() {
+    let mut t = T::with(ServerConfig {
+        starttls: true,
+        tls_required: true,
+        ..auth_cfg()
+    });
+    let ehlo = t.cmd("EHLO c.example");
+    assert!(
+        ehlo.contains("250-ETRN\r\n250-STARTTLS\r\n250-AUTH PLAIN LOGIN\r\n"),
+        "{ehlo}"
+    );
+    assert_eq!(
+        t.cmd("AUTH PLAIN AGphbmUAc2VjcmV0"),
+        "530 5.7.0 Must issue a STARTTLS command first"
+    );
+    assert!(t.s.sasl_login().is_none());
+    assert_eq!(t.s.error_count(), 1);
+    t.cmd("STARTTLS");
+    t.cmd("EHLO c.example");
+    assert_eq!(
+        t.cmd("AUTH PLAIN AGphbmUAc2VjcmV0"),
+        "235 2.7.0 Authentication successful"
+    );
+    assert!(t
+        .s
+        .command_stats()
+        .starts_with("ehlo=2 starttls=1 auth=1/2"));
 }

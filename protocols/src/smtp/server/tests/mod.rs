@@ -15,6 +15,7 @@ mod props;
 mod rates;
 mod smuggling;
 mod splits;
+mod starttls;
 mod transcript;
 mod units;
 
@@ -104,6 +105,18 @@ pub(super) fn verify(r: &super::AuthRequest) -> super::AuthVerdict {
     }
 }
 
+/// What a test "handshake" negotiates.
+pub(super) fn test_tls() -> super::TlsInfo {
+    super::TlsInfo {
+        protocol: "TLSv1.3".into(),
+        cipher: "TLS_AES_256_GCM_SHA384".into(),
+        bits: 256,
+        key_exchange: Some("X25519".into()),
+        server_signature: Some("ECDSA (P-256)".into()),
+        server_digest: Some("SHA256".into()),
+    }
+}
+
 pub(super) fn cfg() -> ServerConfig {
     ServerConfig::for_tests("mx.example")
 }
@@ -179,6 +192,11 @@ impl T {
                     self.s.auth_done(verify(&request));
                 }
                 Want::Close => break,
+                // The handshake "succeeds"; the rest was discarded.
+                Want::StartTls => {
+                    self.s.tls_established(test_tls());
+                    break;
+                }
             }
         }
         self.take_output()
@@ -263,6 +281,10 @@ pub(super) fn drive_with(cfg: ServerConfig, mut policy: TestPolicy, reads: &[&[u
                 Want::Close => {
                     closed = true;
                     break 'reads;
+                }
+                Want::StartTls => {
+                    s.tls_established(test_tls());
+                    break;
                 }
             }
         }
