@@ -27,6 +27,9 @@ CRLF, LF, EOD, SUBJ, SIZE, SP, N64 = 24, 25, 28, 42, 15, 30, 39
 put("smtp_server", "mail_transaction", bytes([0, EHLO, MAIL, CRLF, RCPT, CRLF, DATA, CRLF, SUBJ, EOD, QUIT, CRLF]))
 put("smtp_server", "bdat_last", bytes([1, EHLO, MAIL, CRLF, RCPT, CRLF, BDAT, N64, LAST, CRLF, 0xE0, ord("x"), QUIT, CRLF]))
 put("smtp_server", "pipelined_split_reads", bytes([4, EHLO, 0xF0, MAIL, SIZE, N64, CRLF, RCPT, 0xF1, CRLF, DENY, CRLF, DATA, CRLF, RSET, CRLF]))
+# Appended words: STARTTLS, then SMTP AUTH's.
+STARTTLS, AUTH_PLAIN, AUTH_LOGIN, B64_PLAIN, B64_JANE, B64_SECRET, STAR, MAIL_AUTH = 43, 44, 45, 46, 47, 48, 49, 51
+put("smtp_server", "auth_inside_starttls", bytes([192, EHLO, AUTH_PLAIN, SP, B64_PLAIN, CRLF, STARTTLS, EHLO, AUTH_LOGIN, CRLF, B64_JANE, CRLF, B64_SECRET, CRLF, MAIL, MAIL_AUTH, 0xE0, ord("j"), CRLF, RCPT, CRLF, DATA, CRLF, SUBJ, EOD, AUTH_PLAIN, CRLF, STAR, CRLF, QUIT, CRLF]))
 put("smtp_server", "bare_lf_and_limit", bytes([9, EHLO, MAIL, LF, RCPT, LF, DATA, LF, SUBJ, SUBJ, SUBJ, SUBJ, SUBJ, LF, 27, LF]))
 
 # smtp_reply: flags byte (limits, read size), then the wire.

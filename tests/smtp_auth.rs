@@ -7,10 +7,11 @@
 //! in the test, see [`FakeDovecot`]).
 //!
 //! Clients nobody here wrote: Python's smtplib (`login()`, which picks
-//! PLAIN) and swaks (`--auth LOGIN`). TLS is not part of this branch, so
-//! the listeners run with `smtpd_tls_auth_only = no` (Postfix's default);
-//! one test checks that `smtpd_tls_auth_only = yes` hides and refuses AUTH
-//! on a plaintext connection.
+//! PLAIN, and `starttls()`) and swaks (`--auth LOGIN`). Most listeners run
+//! with `smtpd_tls_auth_only = no` (Postfix's default); one test checks
+//! that `smtpd_tls_auth_only = yes` hides and refuses AUTH on a plaintext
+//! connection, and one logs in inside STARTTLS with it (a certificate made
+//! with the openssl command for the test).
 
 mod common;
 use common::*;
@@ -44,6 +45,13 @@ fn submission(backend: &str) -> String {
 /// file's path. The file is world-readable: a root-started daemon reads it
 /// as mail_owner.
 fn builtin(tag: &str, extra_main: &str, extra_master: &str) -> (Instance, PathBuf) {
+    let (mut inst, file) = builtin_stopped(tag, extra_main, extra_master);
+    inst.start();
+    (inst, file)
+}
+
+/// [`builtin`], not started yet.
+fn builtin_stopped(tag: &str, extra_main: &str, extra_master: &str) -> (Instance, PathBuf) {
     let dir = TempDir::new(&format!("{tag}-pw"));
     let file = dir.path().join("sasl_passwd");
     std::fs::write(
@@ -57,12 +65,11 @@ fn builtin(tag: &str, extra_main: &str, extra_master: &str) -> (Instance, PathBu
         "  -o smtpd_sasl_type=sluice\n  -o sluice_sasl_password_file={}\n{extra_master}",
         file.display()
     );
-    let mut inst = Instance::with_master(
+    let inst = Instance::with_master(
         tag,
         &format!("mynetworks = 127.0.0.1/32\nsmtpd_error_sleep_time = 0s\n{extra_main}"),
         &submission(&backend),
     );
-    inst.start();
     std::mem::forget(dir);
     (inst, file)
 }
@@ -263,6 +270,79 @@ fn tls_auth_only_hides_and_refuses_auth_without_tls() {
         c.cmd(&format!("AUTH PLAIN {PLAIN_GOOD}")),
         "504 5.5.4 Encryption required for requested authentication mechanism"
     );
+}
+
+/// `smtpd_tls_auth_only = yes` on a STARTTLS listener: smtplib sees no
+/// AUTH before TLS (and gets 504 if it tries), then `starttls()` and
+/// `login()` inside TLS relay its message; Received: says ESMTPSA with the
+/// TLS clause and then the login, in Postfix's order.
+#[test]
+fn auth_inside_starttls_with_tls_auth_only() {
+    let (mut inst, _file) = builtin_stopped("auth-starttls", "", "  -o smtpd_tls_auth_only=yes\n");
+    let (cert, key) = (
+        inst.config_dir().join("cert.pem"),
+        inst.config_dir().join("key.pem"),
+    );
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+        .args(["-subj", "/CN=mx.example.test", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl is needed for the TLS tests");
+    assert!(out.status.success(), "openssl req: {}", show(&out));
+    inst.append_main_cf(&format!(
+        "smtpd_tls_cert_file = {}\nsmtpd_tls_key_file = {}\n\
+         smtpd_tls_security_level = may\nsmtpd_tls_received_header = yes\n",
+        cert.display(),
+        key.display()
+    ));
+    inst.start();
+    const SCRIPT: &str = r#"
+import smtplib, ssl, sys
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+with smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=30, source_address=("127.0.0.5", 0)) as s:
+    code, ehlo = s.ehlo("client.example")
+    assert b"STARTTLS" in ehlo and b"AUTH" not in ehlo, ehlo
+    code, text = s.docmd("AUTH", "PLAIN " + sys.argv[2])
+    assert (code, text) == (504, b"5.5.4 Encryption required for requested authentication mechanism"), (code, text)
+    s.starttls(context=ctx)
+    code, ehlo = s.ehlo("client.example")
+    assert b"AUTH PLAIN LOGIN" in ehlo and b"STARTTLS" not in ehlo, ehlo
+    code, _ = s.login("jane", "secret")
+    assert code == 235, code
+    s.sendmail("jane@example.com", ["far@foreign.example"], b"Subject: tls auth\r\n\r\nhi\r\n")
+    print("SENT", s.sock.version())
+"#;
+    let out = Command::new("python3")
+        .args(["-c", SCRIPT, &inst.port.to_string(), PLAIN_GOOD])
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "smtplib: {}", show(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.starts_with("SENT TLSv1."), "{said}");
+    let log = inst.log();
+    assert!(
+        log.contains(&format!(
+            ": client=localhost[{STRANGER}], sasl_method=PLAIN, sasl_username=jane"
+        )),
+        "{log}"
+    );
+    inst.stop();
+    let queue = read_queue(&inst.queue_dir());
+    assert_eq!(queue.len(), 1, "one message relayed");
+    let text = String::from_utf8_lossy(&queue[0].3);
+    let using = text.find("\r\n\t(using TLSv1.").expect("the TLS clause");
+    let login = text
+        .find(
+            "\r\n\t(Authenticated sender: jane)\r\n\tby mx.example.test (Sluice) with ESMTPSA id ",
+        )
+        .unwrap_or_else(|| panic!("ESMTPSA and the login: {text}"));
+    assert!(using < login, "{text}");
 }
 
 #[test]
