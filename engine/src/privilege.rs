@@ -88,8 +88,54 @@ fn main_cf_path(dir: &Path) -> PathBuf {
     dir.join("main.cf")
 }
 
-/// mail_owner and setgid_group of `config`, checked as Postfix checks them.
+/// Who the embedded default configuration runs as when root starts it on
+/// a machine without mail_owner or setgid_group (a fresh machine with no
+/// Postfix accounts): an account every system has, so that the README's
+/// first command works anywhere and still never reads the network as
+/// root. With a main.cf, Postfix's rule holds: an unknown name is fatal.
+const EMBEDDED_FALLBACK_OWNER: &str = "nobody";
+
+/// mail_owner and setgid_group of `config`, checked as Postfix checks them
+/// (see [`EMBEDDED_FALLBACK_OWNER`] for the embedded default).
 pub fn resolve(config: &Config) -> Result<Ids, PrivilegeError> {
+    match resolve_named(config) {
+        Err(PrivilegeError::UnknownOwner { .. } | PrivilegeError::UnknownGroup { .. })
+            if config.embedded =>
+        {
+            embedded_fallback(config)
+        }
+        r => r,
+    }
+}
+
+/// nobody, with nobody's own group as maildrop's group (no postdrop: only
+/// root and the daemon submit to a trial instance).
+fn embedded_fallback(config: &Config) -> Result<Ids, PrivilegeError> {
+    let main_cf = main_cf_name(config);
+    let name = EMBEDDED_FALLBACK_OWNER.to_string();
+    let pw = passwd::by_name(&name).ok_or_else(|| PrivilegeError::UnknownOwner {
+        main_cf: main_cf.clone(),
+        name: name.clone(),
+    })?;
+    if pw.uid == 0 || pw.gid == 0 {
+        return Err(PrivilegeError::PrivilegedUid { main_cf, name });
+    }
+    tracing::warn!(
+        target: "master",
+        "warning: user {} or group {} does not exist; the embedded default configuration runs as {name} (create them, write a main.cf, or start Sluice as an ordinary user)",
+        config.params.mail_owner,
+        config.params.setgid_group
+    );
+    Ok(Ids {
+        owner: name,
+        uid: pw.uid,
+        gid: pw.gid,
+        setgid_group: format!("gid {}", pw.gid),
+        setgid_gid: pw.gid,
+    })
+}
+
+fn resolve_named(config: &Config) -> Result<Ids, PrivilegeError> {
     let main_cf = main_cf_name(config);
     let owner = config.params.mail_owner.clone();
     let group = config.params.setgid_group.clone();
@@ -243,5 +289,24 @@ mod tests {
         );
         let e = resolve(&config_with("mail_owner = nobody\nsetgid_group = root\n")).unwrap_err();
         assert!(e.to_string().contains("has privileged group ID"), "{e}");
+    }
+
+    #[test]
+    fn the_embedded_default_falls_back_to_nobody_but_a_main_cf_does_not() {
+        let nobody = passwd::by_name("nobody").expect("the system has a nobody account");
+        let mut config = config_with("mail_owner = no-such-user-sluice\n");
+        assert!(resolve(&config).is_err());
+        config.embedded = true;
+        let ids = resolve(&config).unwrap();
+        assert_eq!(
+            (ids.owner.as_str(), ids.uid, ids.gid),
+            ("nobody", nobody.uid, nobody.gid)
+        );
+        assert_eq!(ids.setgid_gid, nobody.gid);
+        config.params.mail_owner = "root".to_string();
+        assert!(matches!(
+            resolve(&config),
+            Err(PrivilegeError::PrivilegedUid { .. })
+        ));
     }
 }
