@@ -140,7 +140,7 @@ fn tls_without_a_certificate_is_an_error() {
         ),
         (
             "-o smtpd_tls_wrappermode=yes",
-            "/etc/sluice/master.cf:1: wrapper mode needs smtpd_tls_security_level = may or encrypt: smtpd_tls_wrappermode = yes",
+            "/etc/sluice/master.cf:1: TLS needs a certificate: set smtpd_tls_chain_files or smtpd_tls_cert_file: smtpd_tls_wrappermode = yes",
         ),
         (
             "-o smtpd_tls_security_level=encrypt -o smtpd_tls_cert_file=/nonexistent/cert.pem",

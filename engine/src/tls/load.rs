@@ -15,6 +15,10 @@ impl SmtpdTls {
         let enforce_tls = main.get_bool("smtpd_enforce_tls")?;
         let level = main.typed(level_name, |v| Level::parse(v, use_tls, enforce_tls))?;
         let wrappermode = main.get_bool("smtpd_tls_wrappermode")?;
+        // Postfix ignores the level in wrapper mode: TLS is mandatory from
+        // the first byte (master.cf.dist's submissions service sets only
+        // smtpd_tls_wrappermode=yes).
+        let level = if wrappermode { Level::Encrypt } else { level };
         let loglevel: u32 = main.get_number("smtpd_tls_loglevel", 0)?;
         let mut tls = SmtpdTls {
             level,
@@ -33,12 +37,6 @@ impl SmtpdTls {
         let cert_file = main.get_str("smtpd_tls_cert_file")?;
         let key_file = main.get_str("smtpd_tls_key_file")?;
         if level == Level::None {
-            if wrappermode {
-                return Err(main.bad_value(
-                    "smtpd_tls_wrappermode",
-                    "wrapper mode needs smtpd_tls_security_level = may or encrypt",
-                ));
-            }
             return Ok(tls);
         }
         let versions = if level == Level::Encrypt {
@@ -54,7 +52,9 @@ impl SmtpdTls {
         if chain_files.is_empty() && cert_file.is_empty() {
             // Postfix turns TLS off with a warning; a listener that was
             // asked for TLS must not serve plaintext instead.
-            let source = if !main.get_str(level_name)?.trim().is_empty() {
+            let source = if wrappermode {
+                "smtpd_tls_wrappermode"
+            } else if !main.get_str(level_name)?.trim().is_empty() {
                 level_name
             } else if enforce_tls {
                 "smtpd_enforce_tls"
