@@ -155,6 +155,7 @@ impl Pickup {
                 authenticated: false,
                 authenticated_sender: None,
                 tls: None,
+                rewrite_client: false,
             },
         );
         let cleaned = match cleaned {

@@ -36,7 +36,7 @@ use sluice_storage::record::{MessageRecord, Record};
 
 use crate::anvil;
 use crate::commit::CommitError;
-use crate::config::SmtpdParams;
+use crate::config::{HeaderRewriteClients, SmtpdParams};
 use crate::sasl::{Authenticator, Peer};
 use crate::shard::Shard;
 use crate::smtpd_check::check_recipient;
@@ -289,6 +289,7 @@ pub async fn serve(shard: Rc<Shard>, service: Rc<SmtpdService>, mut stream: TcpS
                         ReceivedHeaders {
                             tls: service.params.tls.received_header,
                             sasl: service.params.sasl.authenticated_header,
+                            rewrite_clients: service.params.header_rewrite_clients,
                         },
                     )
                     .await;
@@ -484,6 +485,8 @@ struct ReceivedHeaders {
     tls: bool,
     /// `smtpd_sasl_authenticated_header`: `(Authenticated sender: …)`.
     sasl: bool,
+    /// `local_header_rewrite_clients`: whose missing headers are added.
+    rewrite_clients: HeaderRewriteClients,
 }
 
 /// Cleanup, commit, and tell the session the outcome.
@@ -527,6 +530,15 @@ async fn store_message(
                 info,
                 clause: headers.tls,
             }),
+            rewrite_client: headers.rewrite_clients.matches(
+                client.addr,
+                shard
+                    .params()
+                    .mynetworks
+                    .iter()
+                    .any(|n| n.contains(client.addr)),
+                session.sasl_login().is_some(),
+            ),
         },
     );
     drop(content);

@@ -33,10 +33,10 @@
 //!   is Postfix's form with `enable_long_queue_ids = yes` (the short-ID
 //!   form embeds a GMT time stamp, `<YYYYMMDDhhmmss.QID@host>`).
 //! - Missing headers are added when `always_add_missing_headers` is set
-//!   (Postfix's default: no), and always for mail from pickup or
-//!   a loopback client: that is Postfix's
-//!   `local_header_rewrite_clients = permit_inet_interfaces`, with
-//!   loopback standing in for "one of our interfaces".
+//!   (Postfix's default: no), always for mail from pickup, and for an
+//!   smtpd client that matched the listener's
+//!   `local_header_rewrite_clients` (the engine decides, see
+//!   `HeaderRewriteClients`; by default a loopback client).
 //! - The null sender's added header is `From: MAILER-DAEMON`, exactly as
 //!   Postfix writes it (`MAIL_ADDR_MAIL_DAEMON`, no domain).
 //! - `undisclosed_recipients_header` is empty by default (Postfix ≥ 2.8),
@@ -67,7 +67,6 @@ mod received;
 mod tests;
 
 use std::collections::HashSet;
-use std::net::IpAddr;
 
 use sluice_protocols::envelope::{ClientInfo, Envelope, Recipient};
 use sluice_protocols::smtp::reply::Reply;
@@ -150,6 +149,10 @@ pub struct CleanupInput<'a> {
     /// smtpd under TLS: the Received: header says `with ESMTPS`, and with
     /// `smtpd_tls_received_header = yes` names the protocol and cipher.
     pub tls: Option<ReceivedTls<'a>>,
+    /// smtpd: the client matched the listener's
+    /// `local_header_rewrite_clients`, so its missing headers are added
+    /// (pickup's always are).
+    pub rewrite_client: bool,
 }
 
 /// TLS on the connection a message came in on, for its Received: header.
@@ -218,6 +221,7 @@ pub fn cleanup_with_date(
         authenticated,
         authenticated_sender,
         tls,
+        rewrite_client,
         ..
     } = input;
     let mut out = Vec::with_capacity(content.len() + HEADER_RESERVE);
@@ -251,7 +255,8 @@ pub fn cleanup_with_date(
 
     let mut message_id = scan.message_id.take();
     let mut resent_message_id = scan.resent_message_id.take();
-    if params.always_add_missing_headers || is_local(&origin) {
+    let pickup = matches!(origin, Origin::Pickup { .. });
+    if params.always_add_missing_headers || rewrite_client || pickup {
         let (prefix, id_hdr, date_hdr, from_hdr) = if scan.resent {
             (
                 "Resent-",
@@ -313,20 +318,6 @@ pub fn log_resent_message_id(qid: &str, cleaned: &Cleaned) -> Option<String> {
         .resent_message_id
         .as_ref()
         .map(|id| format!("{qid}: resent-message-id={id}"))
-}
-
-/// Mail from this machine gets its missing headers even when
-/// `always_add_missing_headers` is off.
-fn is_local(origin: &Origin<'_>) -> bool {
-    match origin {
-        Origin::Pickup { .. } => true,
-        Origin::Smtp { client } => match client.addr {
-            IpAddr::V4(a) => a.is_loopback(),
-            IpAddr::V6(a) => {
-                a.is_loopback() || a.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-            }
-        },
-    }
 }
 
 fn push_header(out: &mut Vec<u8>, prefix: &str, name: &str, value: &[u8]) {

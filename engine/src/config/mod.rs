@@ -30,6 +30,7 @@ mod cidr;
 mod defaults;
 pub mod edit;
 mod expand;
+mod header_rewrite;
 mod host;
 mod maincf;
 mod mastercf;
@@ -45,6 +46,7 @@ use std::path::{Path, PathBuf};
 
 pub use cidr::{Cidr, CidrError};
 pub use expand::{ExpandError, MAX_EXPANSION, MAX_EXPANSION_STEPS, MAX_NESTING};
+pub use header_rewrite::HeaderRewriteClients;
 pub use host::{HostFacts, InterfaceAddr};
 pub use maincf::{MainCf, Origin, RawEntry};
 pub use mastercf::{parse as parse_master_cf, MasterService, Protocols};

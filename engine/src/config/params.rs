@@ -176,7 +176,7 @@ pub static PARAMS: &[Param] = &[
     p("initial_destination_concurrency", "5", Int, INSTANCE),
     p("line_length_limit", "2048", Int, LISTENER),
     p("lmtp_connect_timeout", "0s", Time('s'), Ignored("LMTP is not implemented")),
-    p("local_header_rewrite_clients", "permit_inet_interfaces", List, Ignored("missing headers are added for pickup and loopback clients only")),
+    p("local_header_rewrite_clients", "permit_inet_interfaces", List, LISTENER),
     p("local_recipient_maps", "proxy:unix:passwd.byname $alias_maps", List, LOCAL),
     p("local_transport", "local:$myhostname", Str, GUARDED),
     p("mail_name", "Sluice", Str, INSTANCE),
@@ -189,6 +189,7 @@ pub static PARAMS: &[Param] = &[
     p("maximal_queue_lifetime", "5d", Time('d'), INSTANCE),
     p("message_size_limit", "10240000", Int, LISTENER),
     p("milter_default_action", "tempfail", Str, Ignored("milters are not implemented")),
+    p("milter_macro_daemon_name", "$myhostname", Str, Ignored("milters are not implemented")),
     p("mime_header_checks", "$header_checks", List, CONTENT),
     p("minimal_backoff_time", "300s", Time('s'), INSTANCE),
     p("mydestination", "$myhostname, localhost.$mydomain, localhost", List, GUARDED),
@@ -324,6 +325,9 @@ pub static PARAMS: &[Param] = &[
     p("smtpd_recipient_limit", "1000", Int, LISTENER),
     p("smtpd_recipient_overshoot_limit", "1000", Int, Ignored("recipients beyond smtpd_recipient_limit are refused without counting")),
     p("smtpd_recipient_restrictions", "", List, LISTENER),
+    // Sluice consults no local, virtual or relay recipient table at RCPT
+    // (relay_recipient_maps is refused), so it behaves as with no.
+    p("smtpd_reject_unlisted_recipient", "yes", Bool, Ignored("recipients are not checked against recipient tables at RCPT time, as with no")),
     p("smtpd_relay_restrictions", "permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination", List, LISTENER),
     p("smtpd_restriction_classes", "", List, Ignored("restriction classes are not implemented; a list that names one is refused")),
     p("smtpd_sasl_auth_enable", "no", Bool, LISTENER),

@@ -95,6 +95,8 @@ pub struct SmtpdParams {
     pub sasl: super::SaslParams,
     /// STARTTLS and wrapper mode (`smtpd_tls_*`), certificate loaded.
     pub tls: crate::tls::SmtpdTls,
+    /// `local_header_rewrite_clients`: whose missing headers are added.
+    pub header_rewrite_clients: super::HeaderRewriteClients,
 }
 
 /// smtpd's per-client limits, checked against anvil's counts.
@@ -298,6 +300,7 @@ impl SmtpdParams {
             client_limits: ClientLimits::from_main(main)?,
             sasl: super::SaslParams::from_main(main)?,
             tls: crate::tls::SmtpdTls::from_main(main)?,
+            header_rewrite_clients: super::HeaderRewriteClients::from_main(main)?,
         })
     }
 }
