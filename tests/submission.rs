@@ -191,6 +191,14 @@ with smtplib.SMTP("127.0.0.1", {plain}, timeout=30, source_address=SRC) as s:
         inst.log()
     );
     let log = inst.log();
+    assert!(
+        log.contains(
+            "NOQUEUE: reject: RCPT from localhost[127.0.0.5]: 454 4.7.1 <far@foreign.example>: \
+             Relay access denied; from=<jane@example.com> to=<far@foreign.example> \
+             proto=ESMTP helo=<client.example>"
+        ),
+        "{log}"
+    );
     for warning in [
         "undefined parameter: mua_client_restrictions",
         "parameter syslog_name is not implemented",

@@ -261,6 +261,12 @@ pub async fn serve(shard: Rc<Shard>, service: Rc<SmtpdService>, mut stream: TcpS
                 log_no_memory(&shard, &client);
             }
             pos += p.consumed;
+            // Reject lines name the session's HELO and protocol so far, as
+            // Postfix's do (store_message sets them from the message too).
+            if client.helo.as_deref() != session.helo() {
+                client.helo = session.helo().map(str::to_owned);
+            }
+            client.protocol = session.protocol();
             if !pipelining_logged {
                 if let Some(after) = session.improper_pipelining() {
                     pipelining_logged = true;
