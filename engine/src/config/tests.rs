@@ -603,3 +603,35 @@ fn sasl_backends_are_checked_at_load() {
         c.refusals
     );
 }
+
+/// master.cf.dist's submission services set
+/// `local_header_rewrite_clients=static:all`; forms Sluice cannot match
+/// are refused at load rather than matching nobody.
+#[test]
+fn local_header_rewrite_clients_per_listener() {
+    let c = build(
+        "",
+        "127.0.0.1:2525 inet n - n - - smtpd\n\
+         127.0.0.1:2587 inet n - n - - smtpd -o local_header_rewrite_clients=static:all\n\
+         127.0.0.1:2588 inet n - n - - smtpd\n  \
+         -o local_header_rewrite_clients=permit_mynetworks,permit_sasl_authenticated\n",
+    )
+    .unwrap();
+    let default = HeaderRewriteClients {
+        inet_interfaces: true,
+        ..Default::default()
+    };
+    assert_eq!(c.listeners[0].smtpd.header_rewrite_clients, default);
+    assert!(c.listeners[1].smtpd.header_rewrite_clients.all);
+    let both = c.listeners[2].smtpd.header_rewrite_clients;
+    assert!(both.mynetworks && both.sasl_authenticated && !both.inet_interfaces);
+    assert_eq!(
+        err(
+            "local_header_rewrite_clients = permit_tls_clientcerts\n",
+            ""
+        ),
+        "/etc/sluice/main.cf:1: Sluice implements static:all, permit_inet_interfaces, \
+         permit_mynetworks and permit_sasl_authenticated only: \
+         local_header_rewrite_clients = permit_tls_clientcerts"
+    );
+}
