@@ -18,6 +18,8 @@
 //!   flush service yet.
 
 mod auth;
+mod content;
+mod envelope;
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -465,111 +467,6 @@ impl Session {
         }
     }
 
-    fn data_step(&mut self, input: &[u8], pos: usize) -> Step {
-        let Input::Data(scanner) = &mut self.input else {
-            return Step::Continue(pos);
-        };
-        // Invariant: DATA is accepted only inside a transaction; should it
-        // ever be missing, the content goes nowhere.
-        let mut nowhere = Vec::new();
-        let content: &mut dyn ContentSink = match self.txn.as_mut() {
-            Some(txn) => &mut txn.content,
-            None => &mut nowhere,
-        };
-        let (n, scan) = scanner.feed(&input[pos..], content);
-        let pos = pos + n;
-        if scan == Scan::More {
-            return Step::Stop(pos, Want::More);
-        }
-        let refusal = scanner.refusal();
-        self.input = Input::Command;
-        self.last_command = "END-OF-MESSAGE";
-        if let Some(refusal) = refusal {
-            self.out.extend_from_slice(match refusal {
-                Refusal::BareLf => BARE_LF,
-                Refusal::BareCr => BARE_CR,
-                Refusal::TooBig => MESSAGE_TOO_BIG,
-                Refusal::NoMemory => NO_MEMORY,
-            });
-            self.txn = None;
-            self.stats.record(Verb::Data, false);
-            self.count_error();
-            return self.after_command(pos);
-        }
-        match self.txn.take() {
-            Some(txn) => {
-                self.message = Some(self.finish(txn));
-                self.awaiting = Some(Awaiting::Data);
-                Step::Stop(pos, Want::Message)
-            }
-            None => self.after_command(pos),
-        }
-    }
-
-    fn bdat_step(&mut self, input: &[u8], pos: usize) -> Step {
-        let Input::Bdat(chunk) = &mut self.input else {
-            return Step::Continue(pos);
-        };
-        let available = (input.len() - pos) as u64;
-        let take = chunk.remaining.min(available) as usize;
-        if chunk.fate == ChunkFate::Store {
-            if let Some(txn) = self.txn.as_mut() {
-                // Room for the whole chunk was reserved at the BDAT command.
-                let stored = txn.content.append(&input[pos..pos + take]);
-                debug_assert!(stored, "BDAT chunk bytes beyond the reserved room");
-            }
-        }
-        chunk.remaining -= take as u64;
-        let pos = pos + take;
-        if chunk.remaining > 0 {
-            return Step::Stop(pos, Want::More);
-        }
-        let chunk = *chunk;
-        self.input = Input::Command;
-        self.end_of_chunk(chunk, pos)
-    }
-
-    fn end_of_chunk(&mut self, chunk: Chunk, pos: usize) -> Step {
-        let refusal = match chunk.fate {
-            ChunkFate::NeedRcpt => NEED_RCPT,
-            ChunkFate::NoValidRecipients => NO_VALID_RECIPIENTS,
-            ChunkFate::TooBig => {
-                self.txn = None;
-                MESSAGE_TOO_BIG
-            }
-            ChunkFate::NoMemory => {
-                self.txn = None;
-                NO_MEMORY
-            }
-            ChunkFate::Store => {
-                let Some(txn) = self.txn.as_mut() else {
-                    return self.after_command(pos);
-                };
-                txn.bdat = true;
-                if chunk.last {
-                    let total = txn.content.len() as u64;
-                    self.last_command = "END-OF-MESSAGE";
-                    if let Some(txn) = self.txn.take() {
-                        self.message = Some(self.finish(txn));
-                        self.awaiting = Some(Awaiting::Bdat { total });
-                    }
-                    return Step::Stop(pos, Want::Message);
-                }
-                let _ = write!(
-                    Writer(&mut self.out),
-                    "250 2.0.0 Ok: {} bytes\r\n",
-                    chunk.size
-                );
-                self.stats.record(Verb::Bdat, true);
-                return self.after_command(pos);
-            }
-        };
-        self.out.extend_from_slice(refusal);
-        self.stats.record(Verb::Bdat, false);
-        self.count_error();
-        self.after_command(pos)
-    }
-
     /// After a command (or the end of its content): close if it asked to,
     /// or if the hard error limit was reached.
     fn after_command(&mut self, next: usize) -> Step {
@@ -599,17 +496,6 @@ impl Session {
 
     fn count_error(&mut self) {
         self.error_count = self.error_count.saturating_add(1);
-    }
-
-    fn finish(&mut self, txn: Transaction) -> Message {
-        let (content, hold) = txn.content.into_parts();
-        self.held = Some(hold);
-        Message {
-            envelope: txn.envelope,
-            content,
-            helo: self.helo.clone(),
-            protocol: self.protocol(),
-        }
     }
 
     // ---- commands ----------------------------------------------------------
@@ -803,171 +689,6 @@ impl Session {
         Outcome::Ok
     }
 
-    fn mail_cmd(&mut self, line: &[u8], args: &[Token], policy: &mut dyn Policy) -> Outcome {
-        if self.txn.is_some() {
-            return self.fail(NESTED_MAIL);
-        }
-        let [keyword, path, params @ ..] = args else {
-            return self.fail(MAIL_SYNTAX);
-        };
-        if !keyword.text(line).eq_ignore_ascii_case(b"from:") {
-            return self.fail(MAIL_SYNTAX);
-        }
-        if let Some(outcome) = self.rate_gate(RateEvent::Mail, policy) {
-            return outcome;
-        }
-        let Some(sender) = path_text(line, path) else {
-            return self.fail(BAD_SENDER);
-        };
-        self.auth_mail_reset();
-        for value in params.iter().filter_map(|t| auth_param(t.text(line))) {
-            if let Some(outcome) = self.mail_auth_param(value) {
-                return outcome;
-            }
-        }
-        let esmtp = params
-            .iter()
-            .map(|t| t.text(line))
-            .filter(|p| auth_param(p).is_none());
-        let mail = match parse_mail_params(esmtp) {
-            Ok(mail) => mail,
-            Err(e) => {
-                e.write_reply(&mut self.out);
-                return Outcome::Error;
-            }
-        };
-        if !mail.smtputf8 && !sender.is_ascii() {
-            return self.fail(NEED_SMTPUTF8);
-        }
-        let limit = self.cfg.message_size_limit;
-        if limit > 0 && mail.size.is_some_and(|size| size > limit) {
-            return self.fail(SIZE_EXCEEDS_LIMIT);
-        }
-        self.txn = Some(Transaction {
-            envelope: Envelope {
-                sender: sender.to_owned(),
-                recipients: Vec::new(),
-                mail,
-            },
-            content: Content::new(&self.budget),
-            overshoot: 0,
-            bdat: false,
-        });
-        self.reply(MAIL_OK)
-    }
-
-    fn rcpt_cmd(&mut self, line: &[u8], args: &[Token], policy: &mut dyn Policy) -> Outcome {
-        if self.txn.is_none() {
-            return self.fail(NEED_MAIL);
-        }
-        let [keyword, path, params @ ..] = args else {
-            return self.fail(RCPT_SYNTAX);
-        };
-        if !keyword.text(line).eq_ignore_ascii_case(b"to:") {
-            return self.fail(RCPT_SYNTAX);
-        }
-        if let Some(outcome) = self.rate_gate(RateEvent::Rcpt, policy) {
-            return outcome;
-        }
-        let Some(txn) = self.txn.as_mut() else {
-            return self.fail(NEED_MAIL);
-        };
-        let Some(address) = path_text(line, path).filter(|a| !a.is_empty()) else {
-            return self.fail(BAD_RECIPIENT);
-        };
-        let rcpt = match parse_rcpt_params(params.iter().map(|t| t.text(line))) {
-            Ok(rcpt) => rcpt,
-            Err(e) => {
-                e.write_reply(&mut self.out);
-                return Outcome::Error;
-            }
-        };
-        if !txn.envelope.mail.smtputf8 && !address.is_ascii() {
-            return self.fail(NEED_SMTPUTF8);
-        }
-        let limit = self.cfg.recipient_limit;
-        if limit > 0 && txn.envelope.recipients.len() >= limit {
-            let overshoot = txn.overshoot;
-            txn.overshoot = overshoot.saturating_add(1);
-            self.out.extend_from_slice(TOO_MANY_RECIPIENTS);
-            return if overshoot < SMTPD_RECIPIENT_OVERSHOOT_LIMIT {
-                Outcome::Ok
-            } else {
-                Outcome::Error
-            };
-        }
-        if let Err(reply) = policy.check_recipient(&txn.envelope.sender, address) {
-            reply.write_to(&mut self.out);
-            return Outcome::Error;
-        }
-        txn.envelope.recipients.push(Recipient {
-            address: address.to_owned(),
-            notify: rcpt.notify,
-            orcpt: rcpt.orcpt,
-        });
-        self.reply(RCPT_OK)
-    }
-
-    fn data_cmd(&mut self, args: &[Token]) -> Outcome {
-        let Some(txn) = self.txn.as_mut() else {
-            return self.fail(NEED_RCPT);
-        };
-        if txn.envelope.recipients.is_empty() {
-            return self.fail(NO_VALID_RECIPIENTS);
-        }
-        if !args.is_empty() {
-            return self.fail(DATA_SYNTAX);
-        }
-        if txn.bdat {
-            return self.fail(BDAT_IN_PROGRESS);
-        }
-        let hint = txn.envelope.mail.size.unwrap_or(0).min(CONTENT_RESERVE_MAX);
-        // Only a hint: without room now, the content is reserved as it comes.
-        let _ = txn.content.try_reserve(hint as usize);
-        self.out.extend_from_slice(DATA_GO_AHEAD);
-        self.input = Input::Data(DataScanner::new(
-            self.cfg.bare_newline,
-            self.cfg.message_size_limit,
-        ));
-        Outcome::Deferred
-    }
-
-    fn bdat_cmd(&mut self, line: &[u8], args: &[Token]) -> Outcome {
-        let (size, last) = match args {
-            [size] => (chunk_size(size.text(line)), false),
-            [size, last] if last.text(line).eq_ignore_ascii_case(b"LAST") => {
-                (chunk_size(size.text(line)), true)
-            }
-            _ => (None, false),
-        };
-        let Some(size) = size else {
-            // The chunk size is unknown, so the chunk cannot be skipped;
-            // Postfix replies and reads on, as do we.
-            return self.fail(BDAT_SYNTAX);
-        };
-        let limit = self.cfg.message_size_limit;
-        let fate = match self.txn.as_mut() {
-            None => ChunkFate::NeedRcpt,
-            Some(txn) if txn.envelope.recipients.is_empty() => ChunkFate::NoValidRecipients,
-            Some(txn) if limit > 0 && (txn.content.len() as u64).saturating_add(size) > limit => {
-                ChunkFate::TooBig
-            }
-            // The chunk's size is declared: reserve its room before reading
-            // it (a size beyond the address space cannot be reserved).
-            Some(txn) => match usize::try_from(size) {
-                Ok(size) if txn.content.try_reserve(size) => ChunkFate::Store,
-                _ => ChunkFate::NoMemory,
-            },
-        };
-        self.input = Input::Bdat(Chunk {
-            size,
-            remaining: size,
-            last,
-            fate,
-        });
-        Outcome::Deferred
-    }
-
     fn rset_cmd(&mut self, args: &[Token]) -> Outcome {
         if !args.is_empty() {
             return self.fail(RSET_SYNTAX);
@@ -975,69 +696,6 @@ impl Session {
         self.txn = None;
         self.reply(OK)
     }
-
-    fn vrfy_cmd(&mut self, line: &[u8], args: &[Token]) -> Outcome {
-        if self.cfg.disable_vrfy {
-            return self.fail(VRFY_DISABLED);
-        }
-        let (Some(first), Some(last)) = (args.first(), args.last()) else {
-            return self.fail(VRFY_SYNTAX);
-        };
-        // RFC 6531 3.7.4: `VRFY <addr> SMTPUTF8` may name a UTF-8 address.
-        let (last, smtputf8) = match args {
-            [.., before, utf8] if utf8.text(line).eq_ignore_ascii_case(b"SMTPUTF8") => {
-                (before, true)
-            }
-            _ => (last, false),
-        };
-        // Postfix's collapse_args(): the words as one string.
-        let arg = &line[first.start..last.end];
-        if !smtputf8 && !arg.is_ascii() {
-            return self.fail(NEED_SMTPUTF8);
-        }
-        let valid = !args.iter().any(|t| t.unterminated)
-            && matches!(parse_path(arg), Ok(a) if !a.is_empty());
-        if !valid {
-            return self.fail(BAD_RECIPIENT);
-        }
-        let _ = write!(Writer(&mut self.out), "252 2.0.0 {}\r\n", printable(arg));
-        Outcome::Ok
-    }
-
-    fn etrn_cmd(&mut self, line: &[u8], args: &[Token]) -> Outcome {
-        if self.txn.is_some() {
-            return self.fail(ETRN_IN_TRANSACTION);
-        }
-        let [site] = args else {
-            return self.fail(ETRN_SYNTAX);
-        };
-        let site = match site.text(line) {
-            [b'@' | b'#', rest @ ..] => rest,
-            other => other,
-        };
-        if !valid_hostname(site) && !valid_address_literal(site) {
-            return self.fail(ETRN_BAD_PARAM);
-        }
-        self.fail(ETRN_UNABLE)
-    }
-}
-
-/// The value of MAIL FROM's `AUTH=` parameter, if `param` is one.
-fn auth_param(param: &[u8]) -> Option<&[u8]> {
-    match param.get(..5) {
-        Some(name) if name.eq_ignore_ascii_case(b"AUTH=") => Some(&param[5..]),
-        _ => None,
-    }
-}
-
-/// The address of a MAIL/RCPT path token, as UTF-8, or None if it is not
-/// an address.
-fn path_text<'a>(line: &'a [u8], path: &Token) -> Option<&'a str> {
-    if path.unterminated {
-        return None;
-    }
-    let address = parse_path(path.text(line)).ok()?;
-    std::str::from_utf8(address).ok()
 }
 
 /// The HELO/EHLO argument as Postfix keeps it: all words joined, with
@@ -1056,27 +714,6 @@ fn helo_name(line: &[u8], args: &[Token]) -> String {
             }
         })
         .collect()
-}
-
-/// A BDAT chunk size: decimal digits, at most Postfix's `off_t` range.
-fn chunk_size(text: &[u8]) -> Option<u64> {
-    if text.is_empty() || !text.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let size: i64 = std::str::from_utf8(text).ok()?.parse().ok()?;
-    u64::try_from(size).ok()
-}
-
-/// `[192.0.2.1]` or `[IPv6:2001:db8::1]` (ETRN's extension to RFC 1985).
-fn valid_address_literal(text: &[u8]) -> bool {
-    let [b'[', inner @ .., b']'] = text else {
-        return false;
-    };
-    let inner = match inner {
-        [b'I' | b'i', b'P' | b'p', b'v' | b'V', b'6', b':', rest @ ..] => rest,
-        other => other,
-    };
-    std::str::from_utf8(inner).is_ok_and(|s| s.parse::<IpAddr>().is_ok())
 }
 
 /// `fmt::Write` into the output buffer, for the few replies with variable
